@@ -1,0 +1,225 @@
+package capture
+
+import (
+	"encoding/binary"
+	"net/netip"
+	"testing"
+	"time"
+)
+
+// tseg describes a TCP segment to build in tests. Zero fields are left out
+// of the header (no options unless set).
+type tseg struct {
+	src, dst         netip.AddrPort
+	seq, ack         uint32
+	flags            uint8
+	win              uint16
+	payload          int // payload bytes (zeros)
+	ts               bool
+	tsval, tsecr     uint32
+	mss              uint16
+	hasWS            bool
+	ws               uint8
+	sackPerm         bool
+	sack             []SACKBlock
+	rawOpts          []byte // appended after the options above, before padding
+	ipv6ExtHopByHop  bool   // insert an IPv6 hop-by-hop header
+}
+
+// buildIP returns the IPv4 or IPv6 packet for s.
+func buildIP(tb testing.TB, s tseg) []byte {
+	tb.Helper()
+	opts := tcpOptions(s)
+	doff := 20 + len(opts)
+	if doff > 60 {
+		tb.Fatalf("tcp options too long: %d", len(opts))
+	}
+	tcp := make([]byte, doff+s.payload)
+	binary.BigEndian.PutUint16(tcp[0:], s.src.Port())
+	binary.BigEndian.PutUint16(tcp[2:], s.dst.Port())
+	binary.BigEndian.PutUint32(tcp[4:], s.seq)
+	binary.BigEndian.PutUint32(tcp[8:], s.ack)
+	tcp[12] = byte(doff/4) << 4
+	tcp[13] = s.flags
+	win := s.win
+	if win == 0 {
+		win = 65535
+	}
+	binary.BigEndian.PutUint16(tcp[14:], win)
+	copy(tcp[20:], opts)
+	if s.src.Addr().Is4() {
+		ip := make([]byte, 20, 20+len(tcp))
+		ip[0] = 0x45
+		binary.BigEndian.PutUint16(ip[2:], uint16(20+len(tcp)))
+		ip[6] = 0x40 // DF
+		ip[8] = 64
+		ip[9] = 6
+		a, b := s.src.Addr().As4(), s.dst.Addr().As4()
+		copy(ip[12:], a[:])
+		copy(ip[16:], b[:])
+		return append(ip, tcp...)
+	}
+	ip := make([]byte, 40, 48+len(tcp))
+	ip[0] = 0x60
+	next := byte(6)
+	var ext []byte
+	if s.ipv6ExtHopByHop {
+		ext = []byte{6, 0, 1, 4, 0, 0, 0, 0} // next=TCP, len 0 (8 bytes), PadN
+		next = 0
+	}
+	binary.BigEndian.PutUint16(ip[4:], uint16(len(ext)+len(tcp)))
+	ip[6] = next
+	ip[7] = 64
+	a, b := s.src.Addr().As16(), s.dst.Addr().As16()
+	copy(ip[8:], a[:])
+	copy(ip[24:], b[:])
+	ip = append(ip, ext...)
+	return append(ip, tcp...)
+}
+
+func tcpOptions(s tseg) []byte {
+	var o []byte
+	if s.mss != 0 {
+		o = append(o, 2, 4, byte(s.mss>>8), byte(s.mss))
+	}
+	if s.sackPerm {
+		o = append(o, 4, 2)
+	}
+	if s.hasWS {
+		o = append(o, 1, 3, 3, s.ws)
+	}
+	if s.ts {
+		o = append(o, 1, 1, 8, 10)
+		o = binary.BigEndian.AppendUint32(o, s.tsval)
+		o = binary.BigEndian.AppendUint32(o, s.tsecr)
+	}
+	if len(s.sack) > 0 {
+		o = append(o, 1, 1, 5, byte(2+8*len(s.sack)))
+		for _, b := range s.sack {
+			o = binary.BigEndian.AppendUint32(o, b.Left)
+			o = binary.BigEndian.AppendUint32(o, b.Right)
+		}
+	}
+	o = append(o, s.rawOpts...)
+	for len(o)%4 != 0 {
+		o = append(o, 0) // EOL padding
+	}
+	return o
+}
+
+// ethFrame wraps an IP packet in Ethernet II with the given VLAN tags.
+func ethFrame(ip []byte, vlans ...uint16) []byte {
+	f := make([]byte, 12, 14+4*len(vlans)+len(ip))
+	copy(f, []byte{2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1})
+	for i, id := range vlans {
+		tpid := uint16(etherTypeVLAN)
+		if i == 0 && len(vlans) > 1 {
+			tpid = etherTypeQinQ
+		}
+		f = binary.BigEndian.AppendUint16(f, tpid)
+		f = binary.BigEndian.AppendUint16(f, id)
+	}
+	f = binary.BigEndian.AppendUint16(f, ethType(ip))
+	return append(f, ip...)
+}
+
+func ethType(ip []byte) uint16 {
+	if ip[0]>>4 == 6 {
+		return etherTypeIPv6
+	}
+	return etherTypeIPv4
+}
+
+// sllFrame wraps an IP packet in a Linux cooked v1 header.
+func sllFrame(ip []byte) []byte {
+	f := make([]byte, 16, 16+len(ip))
+	binary.BigEndian.PutUint16(f[0:], 4) // sent by us
+	binary.BigEndian.PutUint16(f[2:], 1) // ARPHRD_ETHER
+	binary.BigEndian.PutUint16(f[4:], 6)
+	binary.BigEndian.PutUint16(f[14:], ethType(ip))
+	return append(f, ip...)
+}
+
+// sll2Frame wraps an IP packet in a Linux cooked v2 header.
+func sll2Frame(ip []byte) []byte {
+	f := make([]byte, 20, 20+len(ip))
+	binary.BigEndian.PutUint16(f[0:], ethType(ip))
+	binary.BigEndian.PutUint32(f[4:], 2) // ifindex
+	binary.BigEndian.PutUint16(f[8:], 1) // ARPHRD_ETHER
+	f[10] = 4                            // outgoing
+	f[11] = 6
+	return append(f, ip...)
+}
+
+// nullFrame wraps an IP packet in a BSD loopback header (little-endian AF).
+func nullFrame(ip []byte, af uint32, bigEndian bool) []byte {
+	f := make([]byte, 4, 4+len(ip))
+	if bigEndian {
+		binary.BigEndian.PutUint32(f, af)
+	} else {
+		binary.LittleEndian.PutUint32(f, af)
+	}
+	return append(f, ip...)
+}
+
+// conn is a test TCP connection between a local and a remote endpoint,
+// with a clock, that feeds an Engine Ethernet frames.
+type conn struct {
+	tb            testing.TB
+	e             *Engine
+	local, remote netip.AddrPort
+	now           time.Time
+}
+
+var t0 = time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+
+func newConn(tb testing.TB, e *Engine, local, remote string) *conn {
+	return &conn{tb: tb, e: e, local: netip.MustParseAddrPort(local), remote: netip.MustParseAddrPort(remote), now: t0}
+}
+
+// advance moves the clock on by d.
+func (c *conn) advance(d time.Duration) { c.now = c.now.Add(d) }
+
+// out sends s from local to remote at the current time.
+func (c *conn) out(s tseg) {
+	c.tb.Helper()
+	s.src, s.dst = c.local, c.remote
+	c.e.Process(LinkEthernet, ethFrame(buildIP(c.tb, s)), 0, c.now)
+}
+
+// in delivers s from remote to local at the current time.
+func (c *conn) in(s tseg) {
+	c.tb.Helper()
+	s.src, s.dst = c.remote, c.local
+	c.e.Process(LinkEthernet, ethFrame(buildIP(c.tb, s)), 0, c.now)
+}
+
+// recorder collects the samples an Engine emits.
+type recorder struct{ samples []Sample }
+
+func (r *recorder) add(s Sample) { r.samples = append(r.samples, s) }
+
+// rtts returns the recorded RTTs of method m.
+func (r *recorder) rtts(m Method) []time.Duration {
+	var out []time.Duration
+	for _, s := range r.samples {
+		if s.Method == m {
+			out = append(out, s.RTT)
+		}
+	}
+	return out
+}
+
+// newTestEngine returns an Engine whose local side is local and whose
+// samples go to the returned recorder.
+func newTestEngine(tb testing.TB, cfg Config, local ...string) (*Engine, *recorder) {
+	tb.Helper()
+	ls, err := ParseLocalSet(local...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	rec := &recorder{}
+	cfg.Local = ls
+	cfg.OnSample = rec.add
+	return NewEngine(cfg), rec
+}

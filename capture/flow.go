@@ -1,0 +1,165 @@
+package capture
+
+import (
+	"net/netip"
+	"sync/atomic"
+	"time"
+)
+
+// Flow table defaults.
+const (
+	// DefaultIdleTTL is how long a flow may go without packets before it
+	// expires (the idle_ttl setting).
+	DefaultIdleTTL = 300 * time.Second
+	// DefaultExpTTL is how long a flow that saw FIN or RST is kept after
+	// its last packet (the exp_ttl setting).
+	DefaultExpTTL = 60 * time.Second
+	// DefaultMaxFlows is the default cap on tracked flows (the max_flows
+	// setting). At FlowBytes each, the table then holds at most about
+	// 20 MiB.
+	DefaultMaxFlows = 32768
+	// FlowBytes is the approximate memory one tracked flow takes: the
+	// flow struct (with its MaxTimedSegments timed segments) plus its map
+	// entry. TestFlowBytes keeps it honest.
+	FlowBytes = 640
+)
+
+// flowKey identifies a flow from the local side: segments sent from local
+// to remote are timed, and ACKs from remote to local end the timing.
+type flowKey struct {
+	local, remote netip.AddrPort
+}
+
+// flow is one tracked TCP connection, seen from its local end. Flows sit in
+// one of two LRU lists (open, or closed after FIN or RST), most recently
+// seen first, so that expiry and eviction take them from the tail.
+type flow struct {
+	key        flowKey
+	prev, next *flow
+	lastSeen   int64 // capture time, Unix ns
+	closed     bool  // saw FIN or RST
+	rtt        rttState
+}
+
+// flowList is an intrusive doubly linked list of flows.
+type flowList struct {
+	head, tail *flow
+	n          int
+}
+
+func (l *flowList) pushFront(f *flow) {
+	f.prev, f.next = nil, l.head
+	if l.head != nil {
+		l.head.prev = f
+	} else {
+		l.tail = f
+	}
+	l.head = f
+	l.n++
+}
+
+func (l *flowList) remove(f *flow) {
+	if f.prev != nil {
+		f.prev.next = f.next
+	} else {
+		l.head = f.next
+	}
+	if f.next != nil {
+		f.next.prev = f.prev
+	} else {
+		l.tail = f.prev
+	}
+	f.prev, f.next = nil, nil
+	l.n--
+}
+
+// flowTable holds the flows, bounded by max. It is owned by one goroutine.
+type flowTable struct {
+	m            map[flowKey]*flow
+	open, closed flowList
+	free         []*flow // released flows, reused before allocating
+	max          int
+
+	// Counters, read concurrently by Engine.Stats.
+	evicted, expired, created, active atomic.Uint64
+}
+
+func newFlowTable(max int) *flowTable {
+	return &flowTable{m: make(map[flowKey]*flow, min(max, 1024)), max: max}
+}
+
+// flowChunk is how many flows are allocated at once when the free list is
+// empty.
+const flowChunk = 64
+
+// get returns the flow for k, creating it (and evicting the least recently
+// seen flow when the table is full) if create is set. It does not allocate
+// in steady state.
+func (t *flowTable) get(k flowKey, create bool) *flow {
+	if f := t.m[k]; f != nil || !create {
+		return f
+	}
+	if len(t.m) >= t.max {
+		victim := t.closed.tail
+		if victim == nil {
+			victim = t.open.tail
+		}
+		t.release(victim)
+		t.evicted.Add(1)
+	}
+	if len(t.free) == 0 {
+		chunk := make([]flow, flowChunk)
+		for i := range chunk {
+			t.free = append(t.free, &chunk[i])
+		}
+	}
+	f := t.free[len(t.free)-1]
+	t.free = t.free[:len(t.free)-1]
+	*f = flow{key: k}
+	t.m[k] = f
+	t.open.pushFront(f)
+	t.created.Add(1)
+	t.active.Store(uint64(len(t.m)))
+	return f
+}
+
+// touch marks f as seen at time now and moves it to the front of its list,
+// the closed one if closed.
+func (t *flowTable) touch(f *flow, now int64, closed bool) {
+	if f.closed {
+		t.closed.remove(f)
+	} else {
+		t.open.remove(f)
+	}
+	f.closed = closed
+	f.lastSeen = now
+	if closed {
+		t.closed.pushFront(f)
+	} else {
+		t.open.pushFront(f)
+	}
+}
+
+func (t *flowTable) release(f *flow) {
+	if f.closed {
+		t.closed.remove(f)
+	} else {
+		t.open.remove(f)
+	}
+	delete(t.m, f.key)
+	t.free = append(t.free, f)
+	t.active.Store(uint64(len(t.m)))
+}
+
+// expire removes open flows idle since before idleBefore and closed flows
+// idle since before closedBefore.
+func (t *flowTable) expire(idleBefore, closedBefore int64) {
+	for f := t.open.tail; f != nil && f.lastSeen < idleBefore; f = t.open.tail {
+		t.release(f)
+		t.expired.Add(1)
+	}
+	for f := t.closed.tail; f != nil && f.lastSeen < closedBefore; f = t.closed.tail {
+		t.release(f)
+		t.expired.Add(1)
+	}
+}

@@ -1,0 +1,300 @@
+package capture
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Method is the estimator that produced an RTT sample.
+type Method uint8
+
+// The RTT estimators. See timeOutgoing and timeIncoming for what each one
+// times.
+const (
+	// MethodTimestamp pairs a segment's TSval with the peer's TSecr echo
+	// (RFC 7323).
+	MethodTimestamp Method = iota
+	// MethodSeqAck pairs a segment's end with the ACK that covers it
+	// exactly, never for retransmitted data (Karn's rule). It is used for
+	// flows without TCP timestamps, or when MethodTimestamp is disabled.
+	MethodSeqAck
+	// MethodHandshake times SYN to SYN-ACK for connections the host opens,
+	// and SYN-ACK to the completing ACK for connections it accepts.
+	MethodHandshake
+
+	// NumMethods is the number of methods.
+	NumMethods = 3
+)
+
+var methodNames = [NumMethods]string{"timestamp", "seqack", "handshake"}
+
+// String returns the method's name as used in config and output.
+func (m Method) String() string {
+	if int(m) < NumMethods {
+		return methodNames[m]
+	}
+	return "method(" + fmt.Sprint(uint8(m)) + ")"
+}
+
+// ParseMethod parses a method name: timestamp, seqack or handshake.
+func ParseMethod(s string) (Method, error) {
+	for i, n := range methodNames {
+		if s == n {
+			return Method(i), nil
+		}
+	}
+	return 0, fmt.Errorf("unknown RTT method %q: must be one of %s", s, strings.Join(methodNames[:], ", "))
+}
+
+// Methods is a set of estimators, one bit per Method. The zero value is the
+// empty set.
+type Methods uint8
+
+// AllMethods enables every estimator.
+const AllMethods Methods = 1<<NumMethods - 1
+
+// Has reports whether m is in the set.
+func (s Methods) Has(m Method) bool { return s&(1<<m) != 0 }
+
+// With returns the set with m added.
+func (s Methods) With(m Method) Methods { return s | 1<<m }
+
+// String lists the set's methods, comma-separated.
+func (s Methods) String() string {
+	var parts []string
+	for m := range Method(NumMethods) {
+		if s.Has(m) {
+			parts = append(parts, m.String())
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+// MaxTimedSegments is the fixed cap on the segments timed at once in one
+// flow. When it is reached, new segments go untimed until ACKs free a slot,
+// so the oldest outstanding segments, which the next ACKs cover, stay
+// timed.
+const MaxTimedSegments = 16
+
+// seg is one timed outgoing segment.
+type seg struct {
+	seq, end uint32 // sequence space [seq, end)
+	tsval    uint32
+	t        int64 // capture time, Unix ns
+	hasTS    bool
+	retrans  bool // overlapped by a later retransmission: never sampled (Karn)
+}
+
+// Sequence-space and TSval comparisons, wrap-aware (RFC 1982 style).
+func seqLT(a, b uint32) bool  { return int32(a-b) < 0 }
+func seqLEQ(a, b uint32) bool { return int32(a-b) <= 0 }
+func seqGT(a, b uint32) bool  { return int32(a-b) > 0 }
+
+// rttState is a flow's estimator state: the local side's timed segments
+// and what is known of the exchange. It lives inside flow.
+type rttState struct {
+	segs [MaxTimedSegments]seg
+	nseg uint8
+
+	sndNxtOK   bool // sndNxt holds the end of the highest segment sent
+	prevAckOK  bool // prevAck holds the highest ACK received
+	lastEchoOK bool // lastEcho holds the last TSecr that gave a sample
+	tsOut      bool // the local side sends TCP timestamps
+	rexmit     bool // retransmitted data [rxLo, rxHi) is not yet acknowledged
+
+	// hs is the handshake being timed: hsNone, hsActive (our SYN sent) or
+	// hsPassive (our SYN-ACK sent); hsSeq is its ISN and hsTime its
+	// capture time (the most recent transmission).
+	hs     uint8
+	hsSeq  uint32
+	hsTime int64
+
+	sndNxt, prevAck, lastEcho uint32
+	rxLo, rxHi                uint32
+}
+
+const (
+	hsNone = iota
+	hsActive
+	hsPassive
+)
+
+// sampleFunc receives an estimator's raw sample: the RTT in ns (possibly
+// negative when capture time went backwards) and the method.
+type sampleFunc func(rtt int64, m Method)
+
+// timeOutgoing handles a segment sent by the local side, at capture time t.
+func (r *rttState) timeOutgoing(p *Packet, t int64, methods Methods) {
+	if p.Flags&FlagRST != 0 {
+		return
+	}
+	if p.HasTS {
+		r.tsOut = true
+	}
+	n := p.SeqLen()
+	if p.Flags&FlagSYN != 0 {
+		kind := uint8(hsActive)
+		if p.Flags&FlagACK != 0 {
+			kind = hsPassive
+		}
+		if r.hs != kind || r.hsSeq != p.Seq {
+			// A new connection on this 4-tuple, or the first SYN: start
+			// afresh. A retransmitted SYN only moves hsTime: the most
+			// recent SYN is the one timed.
+			*r = rttState{tsOut: p.HasTS}
+		}
+		r.hs, r.hsSeq, r.hsTime = kind, p.Seq, t
+		if methods.Has(MethodHandshake) {
+			// The handshake estimator times it; the others start after it.
+			r.sndNxt, r.sndNxtOK = p.Seq+n, true
+			return
+		}
+	}
+	if n == 0 {
+		return // pure ACK: nothing to be acknowledged
+	}
+	end := p.Seq + n
+	retrans := r.sndNxtOK && seqLT(p.Seq, r.sndNxt)
+	if retrans {
+		if !r.rexmit {
+			r.rexmit, r.rxLo, r.rxHi = true, p.Seq, end
+		} else {
+			if seqLT(p.Seq, r.rxLo) {
+				r.rxLo = p.Seq
+			}
+			if seqGT(end, r.rxHi) {
+				r.rxHi = end
+			}
+		}
+		for i := range r.segs[:r.nseg] {
+			s := &r.segs[i]
+			if seqLT(s.seq, end) && seqGT(s.end, p.Seq) {
+				s.retrans = true
+			}
+		}
+	}
+	if !r.sndNxtOK || seqGT(end, r.sndNxt) {
+		r.sndNxt, r.sndNxtOK = end, true
+	}
+	useTS := methods.Has(MethodTimestamp) && p.HasTS
+	if retrans && !useTS {
+		return // Karn: a retransmission is never timed by sequence numbers
+	}
+	if useTS && r.lastEchoOK && seqLEQ(p.TSval, r.lastEcho) {
+		return // that TSval was already echoed and sampled
+	}
+	if int(r.nseg) == len(r.segs) {
+		return
+	}
+	r.segs[r.nseg] = seg{seq: p.Seq, end: end, tsval: p.TSval, t: t, hasTS: p.HasTS, retrans: retrans && !useTS}
+	r.nseg++
+}
+
+// timeIncoming handles a segment the local side received, at capture time
+// t, and calls emit for each sample it gives.
+func (r *rttState) timeIncoming(p *Packet, t int64, methods Methods, emit sampleFunc) {
+	if p.Flags&FlagACK == 0 || p.Flags&FlagRST != 0 {
+		return
+	}
+	ack := p.Ack
+	if r.hs != hsNone && ack == r.hsSeq+1 {
+		synAck := p.Flags&FlagSYN != 0
+		if (r.hs == hsActive && synAck) || (r.hs == hsPassive && !synAck) {
+			if methods.Has(MethodHandshake) {
+				emit(t-r.hsTime, MethodHandshake)
+			}
+			r.hs = hsNone
+		}
+	}
+	switch {
+	case methods.Has(MethodTimestamp) && p.HasTS && r.tsOut:
+		r.matchEcho(p.TSecr, t, emit)
+	case methods.Has(MethodSeqAck):
+		r.matchAck(ack, t, emit)
+	}
+	// Drop what this ACK covers cumulatively.
+	if !r.prevAckOK || seqGT(ack, r.prevAck) {
+		r.prevAck, r.prevAckOK = ack, true
+		r.drop(func(s *seg) bool { return seqLEQ(s.end, ack) })
+	}
+}
+
+// matchEcho times the segment a TSecr echoes. By RFC 7323 §4.3 the peer
+// echoes the TSval of the segment that started at its last acknowledgement
+// (Linux: the segment at rcv_wup). Several segments share a TSval when the
+// sender's clock ticks slower than it sends (1 ms on Linux), so the sample
+// is timed from the record that starts at the previous ACK, which removes
+// that tick of error; only when no ACK has been seen yet (the first one of
+// a capture) is the first segment with that TSval used.
+func (r *rttState) matchEcho(ecr uint32, t int64, emit sampleFunc) {
+	if r.lastEchoOK && seqLEQ(ecr, r.lastEcho) {
+		return // only the first match of an echo counts
+	}
+	match := -1
+	for i := range r.segs[:r.nseg] {
+		s := &r.segs[i]
+		if !s.hasTS || s.tsval != ecr {
+			continue
+		}
+		if !r.prevAckOK {
+			match = i
+			break
+		}
+		if s.seq == r.prevAck {
+			match = i
+			break
+		}
+	}
+	if match < 0 {
+		// Records older than the echo can never be echoed again.
+		r.drop(func(s *seg) bool { return s.hasTS && seqLT(s.tsval, ecr) })
+		return
+	}
+	emit(t-r.segs[match].t, MethodTimestamp)
+	r.lastEcho, r.lastEchoOK = ecr, true
+	r.drop(func(s *seg) bool { return s.hasTS && seqLEQ(s.tsval, ecr) })
+}
+
+// matchAck times the segment whose end an ACK covers exactly, unless the
+// ACK acknowledges retransmitted data (Karn's rule), and agrees with
+// Wireshark's tcp.analysis.ack_rtt on every sample it gives.
+func (r *rttState) matchAck(ack uint32, t int64, emit sampleFunc) {
+	if r.prevAckOK && !seqGT(ack, r.prevAck) {
+		return // duplicate or old ACK
+	}
+	if r.rexmit && seqGT(ack, r.rxLo) {
+		// This ACK covers retransmitted bytes: its timing is ambiguous.
+		if seqLEQ(r.rxHi, ack) {
+			r.rexmit = false
+		} else {
+			r.rxLo = ack
+		}
+		return
+	}
+	for i := range r.segs[:r.nseg] {
+		s := &r.segs[i]
+		if s.end == ack && !s.retrans {
+			emit(t-s.t, MethodSeqAck)
+			return
+		}
+	}
+}
+
+// drop removes the timed segments for which gone returns true, keeping
+// the others in order.
+func (r *rttState) drop(gone func(*seg) bool) {
+	k := uint8(0)
+	for i := range r.segs[:r.nseg] {
+		if gone(&r.segs[i]) {
+			continue
+		}
+		r.segs[k] = r.segs[i]
+		k++
+	}
+	r.nseg = k
+}
+
+// SanityMaxRTT is the default upper bound on a plausible RTT; longer
+// samples are discarded and counted.
+const SanityMaxRTT = 60 * time.Second

@@ -1,0 +1,29 @@
+// Package testbed builds throwaway Linux network namespaces joined by a path
+// of known round-trip time, so that tests and tools can drive real TCP traffic
+// across it and check what go-metro measures.
+//
+// Two topologies exist. [NewVethPair] joins two namespaces with a veth pair: a
+// near-zero-delay path. [NewDelayLine] joins them through two TAP devices and a
+// forwarder in the test process that holds every Ethernet frame for a
+// configured one-way delay, with optional jitter and random loss. The kernel
+// of the CI machines has no netem qdisc, hence the userspace forwarder; its
+// writers sleep with clock_nanosleep on locked OS threads, so that frames are
+// released about 0.1 ms after their due time rather than the several
+// milliseconds that Go timers can add.
+//
+// Helpers that take a [testing.TB] skip the test without privileges (see
+// [RequireRoot]) and register cleanups that remove every namespace they
+// created, even when the test fails. An interrupt (SIGINT, SIGTERM) removes
+// the namespaces of the running process, and namespaces left behind by a
+// process that was killed are removed by the next one. Programs that have no
+// testing.TB use the error-returning forms, [CreateNetNS] and
+// [OpenDelayLine], and close what they open.
+//
+// Traffic generators ([Bulk], [RequestResponse], [ShortConnections],
+// [SlowSender]) run a server in one namespace and a client in the other, and
+// are bounded in count and time.
+//
+// Everything here needs Linux, root (or CAP_NET_ADMIN and CAP_SYS_ADMIN) and
+// iproute2; [Ping] also needs iputils ping. On other systems the functions
+// return an error that wraps [ErrNotSupported].
+package testbed
