@@ -81,8 +81,10 @@ type DelayLineConfig struct {
 	// Seed seeds the random loss and jitter, so that a run can be repeated.
 	// Each direction draws from its own generator.
 	Seed uint64
-	// QueueLen bounds the frames held in each direction; frames beyond it are
-	// dropped and counted as overflow. Zero means 4096.
+	// QueueLen is the capacity of the queue from the reader to the writer of
+	// each direction; a frame that finds it full is dropped and counted as
+	// overflow. The writer holds up to as many again while it times them.
+	// Zero means DefaultQueueLen.
 	QueueLen int
 }
 

@@ -31,14 +31,19 @@ const (
 // Every helper of this package that takes a testing.TB calls it first.
 func RequireRoot(tb testing.TB) {
 	tb.Helper()
-	problem := missingRequirement()
-	if problem == "" {
-		return
-	}
-	if os.Getenv("CI") == "true" {
+	guard(tb, missingRequirement(), os.Getenv("CI") == "true")
+}
+
+// guard skips or, in CI, fails tb if there is a problem.
+func guard(tb testing.TB, problem string, ci bool) {
+	tb.Helper()
+	switch {
+	case problem == "":
+	case ci:
 		tb.Fatalf("testbed: %s (CI=true, so this fails instead of skipping)", problem)
+	default:
+		tb.Skipf("testbed: %s; run as root, for example: go test -exec sudo ./internal/testbed/", problem)
 	}
-	tb.Skipf("testbed: %s; run as root, for example: go test -exec sudo ./internal/testbed/", problem)
 }
 
 // missingRequirement returns what prevents building a test bed, or "".

@@ -71,8 +71,13 @@ func (n *NetNS) Name() string { return n.name }
 // Path returns the file that holds the namespace, for setns(2).
 func (n *NetNS) Path() string { return "/run/netns/" + n.name }
 
-// String returns the name of the namespace.
-func (n *NetNS) String() string { return n.name }
+// String returns the name of the namespace, or "<nil>".
+func (n *NetNS) String() string {
+	if n == nil {
+		return "<nil>"
+	}
+	return n.name
+}
 
 // Close deletes the namespace. Sockets opened inside it keep it alive, without
 // a name, until they are closed. Close is idempotent.
@@ -215,8 +220,19 @@ func (r *registry) add(name string) {
 	}
 	r.watching = true
 	sweepStale()
+	// A signal that the process ignores, as a background job of a shell
+	// ignores SIGINT, stays ignored.
+	var sigs []os.Signal
+	for _, sig := range []os.Signal{os.Interrupt, syscall.SIGTERM} {
+		if !signal.Ignored(sig) {
+			sigs = append(sigs, sig)
+		}
+	}
+	if len(sigs) == 0 {
+		return
+	}
 	ch := make(chan os.Signal, 1)
-	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	signal.Notify(ch, sigs...)
 	go r.cleanupOn(ch)
 }
 

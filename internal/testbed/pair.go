@@ -48,6 +48,11 @@ type Path struct {
 	Dst            netip.Addr
 }
 
+// String describes the path, for logs.
+func (p Path) String() string {
+	return fmt.Sprintf("%v -> %v in %v", p.Client, p.Dst, p.Server)
+}
+
 // newPair creates the two namespaces of a Pair and fills in its addresses.
 // The interfaces are left to the caller.
 func newPair(clientIf, serverIf string) (*Pair, error) {
