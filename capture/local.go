@@ -92,6 +92,27 @@ func (s *LocalSet) Contains(a netip.Addr) bool {
 	return false
 }
 
+// Addrs returns the set's single addresses, sorted.
+func (s *LocalSet) Addrs() []netip.Addr {
+	if s == nil {
+		return nil
+	}
+	out := make([]netip.Addr, 0, len(s.addrs))
+	for a := range s.addrs {
+		out = append(out, a)
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return out
+}
+
+// Prefixes returns the set's prefixes (those wider than one address).
+func (s *LocalSet) Prefixes() []netip.Prefix {
+	if s == nil {
+		return nil
+	}
+	return slices.Clone(s.prefixes)
+}
+
 // Len returns the number of addresses and prefixes in the set.
 func (s *LocalSet) Len() int {
 	if s == nil {

@@ -137,13 +137,25 @@ func NewVethPair(tb testing.TB) *Pair {
 			tb.Error(err)
 		}
 	})
-	err = p.Client.IP("link", "add", p.ClientIf, "type", "veth",
-		"peer", "name", p.ServerIf, "netns", p.Server.Name())
-	if err != nil {
-		tb.Fatalf("create veth pair: %v", err)
-	}
-	if err := p.configure(); err != nil {
+	if err := p.addVeth(); err != nil {
 		tb.Fatal(err)
 	}
 	return p
+}
+
+// addVeth creates and configures the veth pair of p.
+func (p *Pair) addVeth() error {
+	err := p.Client.IP("link", "add", p.ClientIf, "type", "veth",
+		"peer", "name", p.ServerIf, "netns", p.Server.Name())
+	if err != nil {
+		return fmt.Errorf("create veth pair: %w", err)
+	}
+	return p.configure()
+}
+
+// Recreate creates the veth pair of a Pair made by NewVethPair again, with
+// the same names and addresses, after a test deleted it (deleting one end
+// of a veth pair deletes both).
+func (p *Pair) Recreate() error {
+	return p.addVeth()
 }

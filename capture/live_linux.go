@@ -1,0 +1,570 @@
+//go:build linux
+
+package capture
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"net"
+	"net/netip"
+	"os"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gopacket/gopacket/afpacket"
+	"golang.org/x/net/bpf"
+	"golang.org/x/sys/unix"
+)
+
+// Live captures packets on an interface with AF_PACKET (a TPACKET_V3 ring
+// with kernel nanosecond timestamps, no libpcap, no cgo), filters them in
+// the kernel with classic BPF, and feeds them to an Engine. It keeps the
+// local addresses and the peers' addresses current, and reopens the socket
+// with backoff when the interface disappears or capture fails. A panic in
+// one of its goroutines is recovered, reported in Health, and the goroutine
+// restarts. Its methods are safe for concurrent use.
+type Live struct {
+	cfg      LiveConfig
+	engine   *Engine
+	resolver *PeerResolver
+	extra    *LocalSet // cfg.Local
+
+	peers     atomic.Pointer[Peers]
+	filterGen atomic.Uint64 // bumped when the peers change
+	stopping  atomic.Bool
+
+	kernelBase                 [2]uint64     // packets, drops of closed sockets; capture goroutine only
+	kernelPackets, kernelDrops atomic.Uint64 // including the open socket
+	panics                     atomic.Uint64
+
+	refreshAddrs chan struct{} // asks the address goroutine to re-read addresses
+
+	runMu  sync.Mutex // serialises Start and Stop; guards cancel
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu          sync.Mutex // guards the fields below
+	state       State
+	lastErr     error
+	lastErrTime time.Time
+	failures    int
+	localAddrs  int
+	warnings    map[string]string // by source: "addrs", "local", "peers", "resolve"
+}
+
+// NewLive validates cfg and returns a Live capture, not yet started.
+func NewLive(cfg LiveConfig) (*Live, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.setDefaults()
+	extra, err := ParseLocalSet(cfg.Local...)
+	if err != nil {
+		return nil, err
+	}
+	var res Resolver = net.DefaultResolver
+	if cfg.Resolver != nil {
+		res = cfg.Resolver
+	}
+	pr, err := NewPeerResolver(cfg.Peers, res)
+	if err != nil {
+		return nil, err
+	}
+	ecfg := cfg.Engine
+	ecfg.Local = extra
+	l := &Live{
+		cfg:          cfg,
+		engine:       NewEngine(ecfg),
+		resolver:     pr,
+		extra:        extra,
+		refreshAddrs: make(chan struct{}, 1),
+		warnings:     make(map[string]string),
+	}
+	l.peers.Store(pr.Static())
+	return l, nil
+}
+
+// Start reads the local addresses, checks that the peers are not all
+// local, and starts the capture goroutines. It does not wait for the socket
+// to open: failures to open are reported in Health and retried. Start
+// returns an error only for a configuration that can never work.
+func (l *Live) Start() error {
+	l.runMu.Lock()
+	defer l.runMu.Unlock()
+	if l.cancel != nil {
+		return nil
+	}
+	l.readAddrs()
+	if err := l.peers.Load().CheckNotAllLocal(l.engine.Local()); err != nil {
+		return err
+	}
+	l.stopping.Store(false)
+	l.mu.Lock()
+	l.state = StateStarting
+	l.mu.Unlock()
+	ctx, cancel := context.WithCancel(context.Background())
+	l.cancel = cancel
+	l.goSafe(ctx, "capture", l.captureLoop)
+	l.goSafe(ctx, "addresses", l.addrLoop)
+	if l.resolver.HasHosts() {
+		l.goSafe(ctx, "resolver", l.resolveLoop)
+	}
+	return nil
+}
+
+// Stop ends every goroutine, releases the socket and waits; it returns
+// within about a second.
+func (l *Live) Stop() {
+	l.runMu.Lock()
+	defer l.runMu.Unlock()
+	if l.cancel == nil {
+		return
+	}
+	l.stopping.Store(true)
+	l.cancel()
+	l.cancel = nil
+	l.wg.Wait()
+	l.mu.Lock()
+	l.state = StateStopped
+	l.mu.Unlock()
+}
+
+// Drain returns the per-peer stats since the previous Drain; see
+// Engine.Drain.
+func (l *Live) Drain(dst []PeerStats) []PeerStats { return l.engine.Drain(dst) }
+
+// Peers returns the current peers, for their tags.
+func (l *Live) Peers() *Peers { return l.peers.Load() }
+
+// Health returns the capture's state and counters.
+func (l *Live) Health() Health {
+	l.mu.Lock()
+	h := Health{
+		State:         l.state,
+		LocalAddrs:    l.localAddrs,
+		LastError:     l.lastErr,
+		LastErrorTime: l.lastErrTime,
+		Failures:      l.failures,
+	}
+	for _, k := range slices.Sorted(maps.Keys(l.warnings)) {
+		h.Warnings = append(h.Warnings, l.warnings[k])
+	}
+	l.mu.Unlock()
+	h.Stats = l.engine.Stats()
+	h.KernelPackets = l.kernelPackets.Load()
+	h.KernelDrops = l.kernelDrops.Load()
+	h.Panics = l.panics.Load()
+	h.Unresolved = l.peers.Load().Unresolved()
+	return h
+}
+
+func (l *Live) warn(source, msg string) {
+	l.mu.Lock()
+	if msg == "" {
+		delete(l.warnings, source)
+	} else {
+		l.warnings[source] = msg
+	}
+	l.mu.Unlock()
+}
+
+// fail records a capture failure.
+func (l *Live) fail(err error) {
+	l.mu.Lock()
+	l.state = StateRetrying
+	l.lastErr = err
+	l.lastErrTime = time.Now()
+	l.failures++
+	l.mu.Unlock()
+}
+
+// goSafe runs fn in a goroutine that recovers panics, reports them, and
+// runs fn again after a backoff until ctx is done.
+func (l *Live) goSafe(ctx context.Context, name string, fn func(context.Context)) {
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		backoff := 100 * time.Millisecond
+		for ctx.Err() == nil {
+			if !l.runRecovered(ctx, name, fn) {
+				return // fn returned normally: ctx is done
+			}
+			if !sleepCtx(ctx, backoff) {
+				return
+			}
+			backoff = min(2*backoff, l.cfg.MaxBackoff)
+		}
+	}()
+}
+
+// runRecovered runs fn and reports whether it panicked.
+func (l *Live) runRecovered(ctx context.Context, name string, fn func(context.Context)) (panicked bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			panicked = true
+			l.panics.Add(1)
+			buf := make([]byte, 4096)
+			buf = buf[:runtime.Stack(buf, false)]
+			l.fail(fmt.Errorf("capture on %s: %s goroutine panicked: %v (recovered; restarting it): %s", l.cfg.Interface, name, r, firstLines(buf, 12)))
+			if name == "capture" {
+				// The flow table may be half-updated: start it afresh.
+				l.engine.resetFlows()
+			}
+		}
+	}()
+	fn(ctx)
+	return false
+}
+
+func firstLines(b []byte, n int) string {
+	for i, c := range b {
+		if c == '\n' {
+			n--
+			if n == 0 {
+				return string(b[:i])
+			}
+		}
+	}
+	return string(b)
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// captureLoop opens the socket and reads from it, reopening with backoff
+// after failures, until ctx is done.
+func (l *Live) captureLoop(ctx context.Context) {
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		opened, err := l.capture(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if opened {
+			backoff = 100 * time.Millisecond
+		}
+		l.fail(err)
+		if !sleepCtx(ctx, backoff) {
+			return
+		}
+		backoff = min(2*backoff, l.cfg.MaxBackoff)
+	}
+}
+
+// pollTimeout bounds how long a read waits, so that the capture goroutine
+// notices Stop and runs housekeeping while no packets arrive.
+const pollTimeout = 100 * time.Millisecond
+
+// housekeepEvery is how often, in capture time, the capture goroutine
+// reads the kernel counters, expires flows and checks for a new filter.
+const housekeepEvery = int64(time.Second)
+
+// capture opens the socket and reads packets until ctx is done or reading
+// fails; it reports whether the socket opened.
+func (l *Live) capture(ctx context.Context) (opened bool, err error) {
+	tp, link, filterLink, err := l.open()
+	if err != nil {
+		return false, err
+	}
+	defer func() {
+		l.closeStats(tp)
+		tp.Close()
+	}()
+	gen := l.filterGen.Load()
+	if err := l.setFilter(tp, filterLink); err != nil {
+		return true, err
+	}
+	// Packets that reached the ring between bind and the filter's
+	// attachment were not filtered: skip them by their time.
+	attached := time.Now().UnixNano()
+	l.mu.Lock()
+	l.state = StateCapturing
+	l.failures = 0
+	l.mu.Unlock()
+	select {
+	case l.refreshAddrs <- struct{}{}: // the interface may be new: re-read its addresses
+	default:
+	}
+	next := int64(0)
+	for {
+		data, ci, err := tp.ZeroCopyReadPacketData()
+		var now int64
+		switch err {
+		case nil:
+			now = ci.Timestamp.UnixNano()
+			if now >= attached {
+				l.engine.ProcessNano(link, data, ci.Length, now)
+			}
+		case afpacket.ErrTimeout:
+			now = time.Now().UnixNano()
+		default:
+			if errors.Is(err, afpacket.ErrPoll) {
+				err = errors.New("the socket reported an error: the interface went down or was removed")
+			}
+			return true, fmt.Errorf("capture on %s: read: %w; reopening", l.cfg.Interface, err)
+		}
+		if l.stopping.Load() {
+			return true, ErrCaptureStopped
+		}
+		if now < next {
+			continue
+		}
+		next = now + housekeepEvery
+		l.readStats(tp)
+		l.engine.Expire(time.Unix(0, max(now, l.engine.now)))
+		if g := l.filterGen.Load(); g != gen {
+			gen = g
+			if err := l.setFilter(tp, filterLink); err != nil {
+				return true, err
+			}
+		}
+	}
+}
+
+// readStats adds the kernel's counters (which it resets on each read) to
+// the totals.
+func (l *Live) readStats(tp *afpacket.TPacket) {
+	_, v3, err := tp.SocketStats()
+	if err != nil {
+		return
+	}
+	l.kernelPackets.Store(l.kernelBase[0] + uint64(v3.Packets()))
+	l.kernelDrops.Store(l.kernelBase[1] + uint64(v3.Drops()))
+}
+
+// closeStats folds a socket's final counters into the base before it closes.
+func (l *Live) closeStats(tp *afpacket.TPacket) {
+	l.readStats(tp)
+	l.kernelBase[0] = l.kernelPackets.Load()
+	l.kernelBase[1] = l.kernelDrops.Load()
+}
+
+// blockSize is the TPACKET_V3 block size: the kernel hands the ring over
+// block by block, after a block fills or its 64 ms timeout.
+const blockSize = 256 << 10
+
+// open opens the packet socket (inside the configured network namespace)
+// and returns it with the link type of the frames it delivers.
+func (l *Live) open() (tp *afpacket.TPacket, link LinkType, fl FilterLink, err error) {
+	name := l.cfg.Interface
+	err = inNetns(l.cfg.Netns, func() error {
+		opts := []any{
+			afpacket.OptTPacketVersion(afpacket.TPacketVersion3),
+			afpacket.OptFrameSize(afpacket.DefaultFrameSize),
+			afpacket.OptBlockSize(blockSize),
+			afpacket.OptNumBlocks(max(l.cfg.RingSize/blockSize, 4)),
+			afpacket.OptPollTimeout(pollTimeout),
+		}
+		// Frames keep their Ethernet header (so in-band VLAN tags are
+		// decoded) on Ethernet and loopback devices; elsewhere, and on
+		// "any", the socket strips the link layer.
+		link, fl = LinkRaw, FilterNetwork
+		sock := afpacket.SocketDgram
+		if name != "any" {
+			ifi, err := net.InterfaceByName(name)
+			if err != nil {
+				return fmt.Errorf("find interface %q: %w", name, ErrNoInterface)
+			}
+			if len(ifi.HardwareAddr) == 6 || ifi.Flags&net.FlagLoopback != 0 {
+				link, fl, sock = LinkEthernet, FilterEthernet, afpacket.SocketRaw
+			}
+			opts = append(opts, afpacket.OptInterface(name))
+		}
+		opts = append(opts, sock)
+		var err error
+		tp, err = afpacket.NewTPacket(opts...)
+		return err
+	})
+	if err != nil {
+		return nil, 0, 0, l.openError(err)
+	}
+	return tp, link, fl, nil
+}
+
+// openError names the cause of a failure to open and what to do about it.
+func (l *Live) openError(err error) error {
+	name := l.cfg.Interface
+	switch {
+	case errors.Is(err, unix.EPERM), errors.Is(err, unix.EACCES):
+		exe, _ := os.Executable()
+		if exe == "" {
+			exe = "BINARY"
+		}
+		return fmt.Errorf("capture on %s: %w: grant CAP_NET_RAW (setcap cap_net_raw+ep %s) or run as root", name, ErrPermission, exe)
+	case errors.Is(err, ErrNoInterface):
+		return fmt.Errorf("capture on %s: %w: retrying until it appears; check `interface` if it never does", name, err)
+	case errors.Is(err, unix.ENOMEM):
+		return fmt.Errorf("capture on %s: cannot allocate the %d-byte packet ring: %w: lower ring_size", name, l.cfg.RingSize, err)
+	case errors.Is(err, unix.ENETDOWN), errors.Is(err, unix.ENODEV), errors.Is(err, unix.ENXIO):
+		return fmt.Errorf("capture on %s: %w: the interface is down or gone; retrying", name, err)
+	}
+	return fmt.Errorf("capture on %s: open packet socket: %w", name, err)
+}
+
+// rejectAll is the filter for a peer list that has no address yet.
+var rejectAll = []bpf.Instruction{bpf.RetConstant{Val: 0}}
+
+// setFilter attaches the kernel filter for the current peers.
+func (l *Live) setFilter(tp *afpacket.TPacket, fl FilterLink) error {
+	p := l.peers.Load()
+	var prog []bpf.RawInstruction
+	var err error
+	if p.Restricts() && len(p.Prefixes()) == 0 {
+		prog, err = bpf.Assemble(rejectAll)
+	} else {
+		prog, err = BuildFilter(fl, p.Prefixes(), uint32(l.cfg.Snaplen))
+	}
+	if err != nil {
+		return fmt.Errorf("capture on %s: build kernel filter: %w", l.cfg.Interface, err)
+	}
+	if err := tp.SetBPF(prog); err != nil {
+		return fmt.Errorf("capture on %s: attach kernel filter: %w", l.cfg.Interface, err)
+	}
+	return nil
+}
+
+// addrLoop keeps the local addresses current: on change notifications, on
+// a timer, and when the capture (re)opens.
+func (l *Live) addrLoop(ctx context.Context) {
+	changed := make(chan struct{}, 1)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		// The watch socket must be created in the capture's namespace.
+		_ = inNetns(l.cfg.Netns, func() error {
+			return WatchAddrs(ctx, func() {
+				select {
+				case changed <- struct{}{}:
+				default:
+				}
+			})
+		})
+	}()
+	defer wg.Wait()
+	tick := time.NewTicker(l.cfg.AddrRefresh)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		case <-changed:
+		case <-l.refreshAddrs:
+		}
+		l.readAddrs()
+	}
+}
+
+// readAddrs re-reads the interface's addresses and installs them, with the
+// configured extra ones, as the local set.
+func (l *Live) readAddrs() {
+	var addrs []netip.Addr
+	err := inNetns(l.cfg.Netns, func() error {
+		var err error
+		addrs, err = InterfaceAddrs(l.cfg.Interface)
+		return err
+	})
+	if err != nil {
+		l.warn("addrs", fmt.Sprintf("read addresses of %s: %v", l.cfg.Interface, err))
+		return
+	}
+	l.warn("addrs", "")
+	set := NewLocalSet(append(addrs, l.extra.Addrs()...), l.extra.Prefixes())
+	l.engine.SetLocal(set)
+	l.mu.Lock()
+	l.localAddrs = set.Len()
+	l.mu.Unlock()
+	if set.Len() == 0 {
+		l.warn("local", fmt.Sprintf("no local address on %s: no segment can be timed until one is configured (add local_ips, or check the interface)", l.cfg.Interface))
+	} else {
+		l.warn("local", "")
+	}
+	l.checkPeers()
+}
+
+// checkPeers warns when every peer turned out to be local.
+func (l *Live) checkPeers() {
+	if err := l.peers.Load().CheckNotAllLocal(l.engine.Local()); err != nil {
+		l.warn("peers", err.Error())
+	} else {
+		l.warn("peers", "")
+	}
+}
+
+// resolveLoop re-resolves the host names now and then, and installs a new
+// kernel filter when their addresses change.
+func (l *Live) resolveLoop(ctx context.Context) {
+	tick := time.NewTicker(l.cfg.ResolveEvery)
+	defer tick.Stop()
+	for {
+		peers, warnings := l.resolver.Resolve(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		msg := ""
+		if len(warnings) > 0 {
+			msg = errors.Join(warnings...).Error()
+		}
+		l.warn("resolve", msg)
+		if !slices.Equal(peers.Prefixes(), l.peers.Load().Prefixes()) {
+			l.peers.Store(peers)
+			l.filterGen.Add(1)
+		} else {
+			l.peers.Store(peers) // same addresses; tags or unresolved may differ
+		}
+		l.checkPeers()
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// inNetns runs fn on a locked OS thread inside the network namespace at
+// path, or on the current thread when path is empty. Sockets fn creates
+// stay in that namespace.
+func inNetns(path string, fn func() error) error {
+	if path == "" {
+		return fn()
+	}
+	runtime.LockOSThread()
+	orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		runtime.UnlockOSThread()
+		return fmt.Errorf("enter network namespace %s: %w", path, err)
+	}
+	defer unix.Close(orig)
+	target, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		runtime.UnlockOSThread()
+		return fmt.Errorf("enter network namespace %s: %w", path, err)
+	}
+	defer unix.Close(target)
+	if err := unix.Setns(target, unix.CLONE_NEWNET); err != nil {
+		runtime.UnlockOSThread()
+		return fmt.Errorf("enter network namespace %s: %w", path, err)
+	}
+	defer func() {
+		// Unlock only if the thread is back in its own namespace;
+		// otherwise the runtime discards the thread.
+		if unix.Setns(orig, unix.CLONE_NEWNET) == nil {
+			runtime.UnlockOSThread()
+		}
+	}()
+	return fn()
+}
