@@ -60,7 +60,7 @@ type Stats struct {
 const sweepEvery = int64(time.Second)
 
 // Engine turns frames into RTT samples and aggregates them per peer.
-// Process, Expire and SetMethods must be called from one goroutine (the
+// Process and Expire must be called from one goroutine (the
 // packet goroutine); Drain, Stats and SetLocal are safe for concurrent use
 // with them.
 type Engine struct {

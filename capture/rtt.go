@@ -157,11 +157,22 @@ func (r *rttState) timeOutgoing(p *Packet, t int64, methods Methods) {
 	end := p.Seq + n
 	retrans := r.sndNxtOK && seqLT(p.Seq, r.sndNxt)
 	if retrans {
-		if !r.rexmit {
-			r.rexmit, r.rxLo, r.rxHi = true, p.Seq, end
-		} else {
-			if seqLT(p.Seq, r.rxLo) {
-				r.rxLo = p.Seq
+		// Only resent bytes not yet acknowledged make a later ACK
+		// ambiguous. Bytes the peer already acknowledged (a 1-byte
+		// keepalive resends the last one) are covered by no ACK that
+		// advances, so they must not suppress the next sample.
+		lo := p.Seq
+		if r.prevAckOK && seqLT(lo, r.prevAck) {
+			lo = r.prevAck
+		}
+		switch {
+		case !seqLT(lo, end):
+			// All acknowledged already: nothing ambiguous.
+		case !r.rexmit:
+			r.rexmit, r.rxLo, r.rxHi = true, lo, end
+		default:
+			if seqLT(lo, r.rxLo) {
+				r.rxLo = lo
 			}
 			if seqGT(end, r.rxHi) {
 				r.rxHi = end
@@ -224,9 +235,10 @@ func (r *rttState) timeIncoming(p *Packet, t int64, methods Methods, emit sample
 // echoes the TSval of the segment that started at its last acknowledgement
 // (Linux: the segment at rcv_wup). Several segments share a TSval when the
 // sender's clock ticks slower than it sends (1 ms on Linux), so the sample
-// is timed from the record that starts at the previous ACK, which removes
-// that tick of error; only when no ACK has been seen yet (the first one of
-// a capture) is the first segment with that TSval used.
+// is timed from the record that starts at the previous ACK (or, for a
+// TSO/GSO super-segment, holds it), which removes that tick of error; only
+// when no ACK has been seen yet (the first one of a capture) is the first
+// segment with that TSval used.
 func (r *rttState) matchEcho(ecr uint32, t int64, emit sampleFunc) {
 	if r.lastEchoOK && seqLEQ(ecr, r.lastEcho) {
 		return // only the first match of an echo counts
@@ -241,7 +253,11 @@ func (r *rttState) matchEcho(ecr uint32, t int64, emit sampleFunc) {
 			match = i
 			break
 		}
-		if s.seq == r.prevAck {
+		// The record that holds the previous ACK (RFC 7323 §4.3: SEG.SEQ
+		// <= Last.ACK.sent). With wire-sized records it starts there; a
+		// TSO/GSO super-segment, captured before the NIC splits it, can
+		// hold the previous ACK, and then the echo is its TSval.
+		if seqLEQ(s.seq, r.prevAck) && seqLT(r.prevAck, s.end) {
 			match = i
 			break
 		}

@@ -154,17 +154,17 @@ func (a *aggregator) expire(before int64) {
 func (a *aggregator) drain(dst []PeerStats) []PeerStats {
 	a.mu.Lock()
 	m := a.cur
-	a.cur = a.spare
+	next := a.spare
 	a.spare = nil
-	a.mu.Unlock()
-	if a.cur == nil {
-		// Another drain holds the spare map; make a new one (rare).
-		a.mu.Lock()
-		if a.cur == nil {
-			a.cur = make(map[PeerKey]*interval)
-		}
-		a.mu.Unlock()
+	if next == nil {
+		// Another drain holds the spare map: make a new one (rare). It
+		// is installed before unlocking: a nil a.cur would make a
+		// concurrent add write to a nil map and panic, and checking
+		// a.cur after unlocking would race with add.
+		next = make(map[PeerKey]*interval)
 	}
+	a.cur = next
+	a.mu.Unlock()
 
 	done := make([]*interval, 0, len(m))
 	for k, iv := range m {
