@@ -297,9 +297,6 @@ func decodeIPv6(b []byte, wire int, p *Packet) error {
 	// Walk the extension headers. Each one advances at least 8 bytes, so
 	// the walk ends; maxExtHdrs bounds it anyway.
 	for i := 0; ; i++ {
-		if i == maxExtHdrs {
-			return ErrMalformed
-		}
 		var n int
 		switch next {
 		case protoTCP:
@@ -326,6 +323,9 @@ func decodeIPv6(b []byte, wire int, p *Packet) error {
 			n = (int(b[1]) + 2) * 4
 		default: // ESP, no next header, or another protocol
 			return ErrNotTCP
+		}
+		if i == maxExtHdrs {
+			return ErrMalformed // maxExtHdrs headers followed already: this one is too many
 		}
 		if n > plen {
 			return ErrMalformed
