@@ -65,6 +65,7 @@ const sweepEvery = int64(time.Second)
 // with them.
 type Engine struct {
 	local    atomic.Pointer[LocalSet]
+	peers    atomic.Pointer[Peers] // userspace peer filter; nil: none
 	methods  Methods
 	idleTTL  int64
 	expTTL   int64
@@ -117,6 +118,17 @@ func orDefault(d, def time.Duration) time.Duration {
 // SetLocal replaces the set of local addresses. Safe for concurrent use.
 func (e *Engine) SetLocal(s *LocalSet) { e.local.Store(s) }
 
+// SetPeerFilter makes the engine ignore segments whose remote address is
+// not in peers; nil (the default) removes the filter. Live capture sets it
+// only when the kernel filter cannot hold the peer list. Safe for
+// concurrent use.
+func (e *Engine) SetPeerFilter(peers *Peers) {
+	if !peers.Restricts() {
+		peers = nil
+	}
+	e.peers.Store(peers)
+}
+
 // Local returns the current set of local addresses.
 func (e *Engine) Local() *LocalSet { return e.local.Load() }
 
@@ -144,10 +156,11 @@ func (e *Engine) ProcessNano(link LinkType, data []byte, wireLen int, t int64) {
 		e.now = t
 	}
 	local := e.local.Load()
-	if local.Contains(p.Src) {
+	peers := e.peers.Load() // nil unless the kernel filter could not hold the peers
+	if local.Contains(p.Src) && (peers == nil || peers.Contains(p.Dst)) {
 		e.outgoing(p, t)
 	}
-	if local.Contains(p.Dst) {
+	if local.Contains(p.Dst) && (peers == nil || peers.Contains(p.Src)) {
 		e.incoming(p, t)
 	}
 	if e.now-e.lastSweep >= sweepEvery {

@@ -427,10 +427,22 @@ func (l *Live) setFilter(tp *afpacket.TPacket, fl FilterLink) error {
 	} else {
 		prog, err = BuildFilter(fl, p.Prefixes(), uint32(l.cfg.Snaplen))
 	}
+	if errors.Is(err, ErrFilterTooLarge) {
+		// Filter TCP in the kernel and the peers in userspace.
+		l.warn("filter", fmt.Sprintf("capture on %s: %v; the kernel now passes all TCP and go-metro filters the peers itself, at a higher CPU cost", l.cfg.Interface, err))
+		l.engine.SetPeerFilter(p)
+		prog, err = BuildFilter(fl, nil, uint32(l.cfg.Snaplen))
+	} else {
+		l.warn("filter", "")
+		l.engine.SetPeerFilter(nil)
+	}
 	if err != nil {
 		return fmt.Errorf("capture on %s: build kernel filter: %w", l.cfg.Interface, err)
 	}
 	if err := tp.SetBPF(prog); err != nil {
+		if errors.Is(err, unix.ENOMEM) {
+			return fmt.Errorf("capture on %s: attach kernel filter of %d instructions: %w: raise the sysctl net.core.optmem_max (to at least %d bytes) or list fewer peers", l.cfg.Interface, len(prog), err, 8*len(prog)+1024)
+		}
 		return fmt.Errorf("capture on %s: attach kernel filter: %w", l.cfg.Interface, err)
 	}
 	return nil

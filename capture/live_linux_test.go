@@ -456,3 +456,29 @@ func TestLivePeerFilter(t *testing.T) {
 		t.Errorf("tag %q", got)
 	}
 }
+
+// TestLiveAnyAndConcurrent captures on "any" and, at the same time, with
+// two instances on the same named interface: each sees the traffic.
+func TestLiveAnyAndConcurrent(t *testing.T) {
+	pair := testbed.NewVethPair(t)
+	_, logAny := startLive(t, pair.Client, "any", nil)
+	_, logA := startLive(t, pair.Client, pair.ClientIf, nil)
+	_, logB := startLive(t, pair.Client, pair.ClientIf, func(c *LiveConfig) { c.Engine.Methods = Methods(0).With(MethodSeqAck) })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, p := range []testbed.Path{pair.Path4(), pair.Path6()} {
+		if err := testbed.RequestResponse(ctx, p, testbed.RequestResponseConfig{Count: 10}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	flushWait()
+	for name, log := range map[string]*sampleLog{"any": logAny, "iface-a": logA, "iface-b": logB} {
+		remotes := map[netip.Addr]int{}
+		for _, s := range log.take() {
+			remotes[s.Remote.Addr()]++
+		}
+		if remotes[pair.ServerAddr4] == 0 || remotes[pair.ServerAddr6] == 0 {
+			t.Errorf("%s: samples per remote %v: want both server addresses", name, remotes)
+		}
+	}
+}
