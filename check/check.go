@@ -1,0 +1,344 @@
+package check
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/DataDog/datadog-agent/pkg/metrics/servicecheck"
+
+	"github.com/go-metro/go-metro/capture"
+)
+
+// Name is the check's name in the Agent and in conf.d.
+const Name = "go_metro"
+
+// Metric names. The RTT gauges are in milliseconds.
+const (
+	MetricRTT        = "system.net.tcp.rtt"        // last sample of the interval
+	MetricRTTAvg     = "system.net.tcp.rtt.avg"    // smoothed RTT (RFC 6298 SRTT)
+	MetricRTTJitter  = "system.net.tcp.rtt.jitter" // RTT variation (RFC 6298 RTTVAR)
+	MetricRTTMin     = "system.net.tcp.rtt.min"
+	MetricRTTMax     = "system.net.tcp.rtt.max"
+	MetricRTTP50     = "system.net.tcp.rtt.p50"
+	MetricRTTP95     = "system.net.tcp.rtt.p95"
+	MetricRTTP99     = "system.net.tcp.rtt.p99"
+	MetricRTTSamples = "system.net.tcp.rtt.samples" // count of samples in the interval
+
+	MetricPacketsReceived  = "go_metro.packets.received" // count: packets the kernel passed to the capture
+	MetricPacketsDropped   = "go_metro.packets.dropped"  // count: packets the kernel dropped (ring full)
+	MetricDecodeErrors     = "go_metro.packets.decode_errors"
+	MetricFlowsActive      = "go_metro.flows.active" // gauge
+	MetricFlowsEvicted     = "go_metro.flows.evicted"
+	MetricSamplesDiscarded = "go_metro.samples.discarded"
+
+	// ServiceCheckName is the capture-health service check.
+	ServiceCheckName = "go_metro.can_capture"
+)
+
+// Metric types, as the Agent names them.
+const (
+	TypeGauge = "gauge"
+	TypeCount = "count"
+)
+
+// Metrics lists every metric the check can emit with its type, for the
+// integration assets and their tests. Runtime metrics are listed by
+// RuntimeMetrics.
+func Metrics() map[string]string {
+	return map[string]string{
+		MetricRTT: TypeGauge, MetricRTTAvg: TypeGauge, MetricRTTJitter: TypeGauge,
+		MetricRTTMin: TypeGauge, MetricRTTMax: TypeGauge,
+		MetricRTTP50: TypeGauge, MetricRTTP95: TypeGauge, MetricRTTP99: TypeGauge,
+		MetricRTTSamples:      TypeCount,
+		MetricPacketsReceived: TypeCount, MetricPacketsDropped: TypeCount, MetricDecodeErrors: TypeCount,
+		MetricFlowsActive: TypeGauge, MetricFlowsEvicted: TypeCount, MetricSamplesDiscarded: TypeCount,
+	}
+}
+
+// Sender is the part of the Agent's sender.Sender the check uses, with
+// identical signatures, so that the Agent's sender satisfies it as it is.
+type Sender interface {
+	Gauge(metric string, value float64, hostname string, tags []string)
+	Count(metric string, value float64, hostname string, tags []string)
+	ServiceCheck(checkName string, status servicecheck.ServiceCheckStatus, hostname string, tags []string, message string)
+	Commit()
+}
+
+// Capture is the live capture the check drives. *capture.Live satisfies
+// it; tests substitute captures fed from pcap files.
+type Capture interface {
+	Start() error
+	Stop()
+	Drain(dst []capture.PeerStats) []capture.PeerStats
+	Health() capture.Health
+	Peers() *capture.Peers
+}
+
+// Check is one go_metro check instance. Configure it, then call Run once
+// per interval; Cancel stops its capture. Its methods are safe for
+// concurrent use.
+type Check struct {
+	// Logger receives the check's logs; nil discards them.
+	Logger *slog.Logger
+	// Hostname is passed to the Sender; "" means the Agent's default.
+	Hostname string
+	// InAgent says the check runs inside the Agent, where the daemon's
+	// init_config keys are ignored with a warning.
+	InAgent bool
+	// NewCapture opens the capture; nil means capture.NewLive.
+	NewCapture func(capture.LiveConfig) (Capture, error)
+	// StartWait bounds how long the first Run waits for the capture to
+	// open, so that it reports its real state; 0 means 50 ms.
+	StartWait time.Duration
+
+	mu        sync.Mutex
+	cfg       *Config
+	capture   Capture
+	startErr  error
+	baseTags  []string // iface and instance tags
+	prev      capture.Health
+	prevRun   time.Time
+	warnings  []error
+	peerBuf   []capture.PeerStats
+	lastError string // for logging repeated failures at Debug
+}
+
+// Configure parses and validates the instance and init_config YAML.
+// Unknown keys and ignored daemon keys become warnings (see Warnings).
+func (c *Check) Configure(instance, initConfig []byte) error {
+	cfg, err := ParseConfig(instance, initConfig, c.InAgent)
+	if err != nil {
+		return fmt.Errorf("configure %s: %w", Name, err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.cfg = cfg
+	c.baseTags = append([]string{"iface:" + cfg.Instance.Interface}, cfg.Instance.Tags...)
+	for _, w := range cfg.Warnings {
+		c.logger().Warn(w, "check", Name)
+	}
+	return nil
+}
+
+// Config returns the configuration, or nil before Configure.
+func (c *Check) Config() *Config {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cfg
+}
+
+// Interval returns min_collection_interval.
+func (c *Check) Interval() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cfg == nil {
+		return DefaultInterval
+	}
+	return c.cfg.Interval
+}
+
+// Warnings returns the warnings of the last Configure and Run, the way
+// the Agent shows them in `agent status`, and clears them.
+func (c *Check) Warnings() []error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	w := c.warnings
+	c.warnings = nil
+	return w
+}
+
+func (c *Check) logger() *slog.Logger {
+	if c.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return c.Logger
+}
+
+// Cancel stops the capture and waits for its goroutines to exit.
+func (c *Check) Cancel() {
+	c.mu.Lock()
+	cp := c.capture
+	c.capture = nil
+	c.mu.Unlock()
+	if cp != nil {
+		cp.Stop()
+	}
+}
+
+// Run starts the capture on the first call, then drains the per-peer
+// stats and the capture's health and submits them: RTT gauges for each
+// peer with new samples (never stale repeats), the capture telemetry, and
+// the service check. It always commits. It returns quickly whatever the
+// capture's state; a capture that cannot start is reported as CRITICAL and
+// returned as an error.
+func (c *Check) Run(s Sender) error {
+	defer s.Commit()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cfg == nil {
+		return fmt.Errorf("run %s: the check is not configured", Name)
+	}
+	now := time.Now()
+	c.warnings = nil
+	for _, w := range c.cfg.Warnings {
+		c.warnings = append(c.warnings, errors.New(w))
+	}
+	if c.capture == nil && c.startErr == nil {
+		c.start()
+	}
+	if c.startErr != nil {
+		s.ServiceCheck(ServiceCheckName, servicecheck.ServiceCheckCritical, c.Hostname, c.baseTags, c.startErr.Error())
+		return c.startErr
+	}
+	h := c.capture.Health()
+	c.peerBuf = c.capture.Drain(c.peerBuf[:0])
+	c.submitPeers(s, c.peerBuf)
+	c.submitTelemetry(s, h)
+	status, msg := c.status(h)
+	s.ServiceCheck(ServiceCheckName, status, c.Hostname, c.baseTags, msg)
+	if status != servicecheck.ServiceCheckOK {
+		c.logFailure(status, msg)
+	} else {
+		c.lastError = ""
+	}
+	c.prev = h
+	c.prevRun = now
+	return nil
+}
+
+// start opens and starts the capture; failures that retrying cannot fix
+// are kept in startErr.
+func (c *Check) start() {
+	newCapture := c.NewCapture
+	if newCapture == nil {
+		newCapture = func(cfg capture.LiveConfig) (Capture, error) { return capture.NewLive(cfg) }
+	}
+	cp, err := newCapture(c.cfg.Capture)
+	if err == nil {
+		err = cp.Start()
+	}
+	if err != nil {
+		c.startErr = fmt.Errorf("start capture on %s: %w", c.cfg.Instance.Interface, err)
+		c.logger().Error("cannot capture", "check", Name, "error", c.startErr)
+		return
+	}
+	c.capture = cp
+	wait := c.StartWait
+	if wait == 0 {
+		wait = 50 * time.Millisecond
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	for cp.Health().State == capture.StateStarting {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+func ms(d time.Duration) float64 { return float64(d) / 1e6 }
+
+func (c *Check) submitPeers(s Sender, peers []capture.PeerStats) {
+	tagger := c.capture.Peers()
+	for _, p := range peers {
+		dst := p.Remote.String()
+		if tagger != nil {
+			dst = tagger.Tag(p.Remote)
+		}
+		tags := make([]string, 0, len(c.baseTags)+2)
+		tags = append(tags, "src:"+p.Local.String(), "dst:"+dst)
+		tags = append(tags, c.baseTags...)
+		s.Gauge(MetricRTT, ms(p.Last), c.Hostname, tags)
+		s.Gauge(MetricRTTAvg, ms(p.SRTT), c.Hostname, tags)
+		s.Gauge(MetricRTTJitter, ms(p.RTTVar), c.Hostname, tags)
+		s.Gauge(MetricRTTMin, ms(p.Min), c.Hostname, tags)
+		s.Gauge(MetricRTTMax, ms(p.Max), c.Hostname, tags)
+		s.Gauge(MetricRTTP50, ms(p.P50), c.Hostname, tags)
+		s.Gauge(MetricRTTP95, ms(p.P95), c.Hostname, tags)
+		s.Gauge(MetricRTTP99, ms(p.P99), c.Hostname, tags)
+		s.Count(MetricRTTSamples, float64(p.Count), c.Hostname, tags)
+	}
+}
+
+// delta returns cur-prev for a counter, or cur when it went backwards
+// (a new capture).
+func delta(cur, prev uint64) float64 {
+	if cur < prev {
+		return float64(cur)
+	}
+	return float64(cur - prev)
+}
+
+func (c *Check) submitTelemetry(s Sender, h capture.Health) {
+	p, t := c.prev, c.baseTags
+	s.Count(MetricPacketsReceived, delta(h.KernelPackets, p.KernelPackets), c.Hostname, t)
+	s.Count(MetricPacketsDropped, delta(h.KernelDrops, p.KernelDrops), c.Hostname, t)
+	s.Count(MetricDecodeErrors, delta(h.Stats.DecodeErrors, p.Stats.DecodeErrors), c.Hostname, t)
+	s.Gauge(MetricFlowsActive, float64(h.Stats.Flows), c.Hostname, t)
+	s.Count(MetricFlowsEvicted, delta(h.Stats.FlowsEvicted, p.Stats.FlowsEvicted), c.Hostname, t)
+	s.Count(MetricSamplesDiscarded, delta(h.Stats.SamplesDiscarded, p.Stats.SamplesDiscarded), c.Hostname, t)
+}
+
+// status decides the service check and its message, and records the
+// run's warnings.
+func (c *Check) status(h capture.Health) (servicecheck.ServiceCheckStatus, string) {
+	if h.Panics > c.prev.Panics {
+		return servicecheck.ServiceCheckCritical, fmt.Sprintf("%v; capture restarts by itself with backoff; please report this panic", h.LastError)
+	}
+	switch h.State {
+	case capture.StateRetrying:
+		return servicecheck.ServiceCheckCritical, errorString(h.LastError)
+	case capture.StateStopped:
+		return servicecheck.ServiceCheckCritical, "capture is stopped"
+	}
+	var warns []string
+	if d := delta(h.KernelDrops, c.prev.KernelDrops); d > 0 {
+		ring := c.cfg.Capture.RingSize
+		if ring == 0 {
+			ring = capture.DefaultRingSize
+		}
+		warns = append(warns, fmt.Sprintf("the kernel dropped %.0f packets in the last interval because the capture ring was full: raise `ring_size` (now %d bytes) or narrow `ips`/`hosts`", d, ring))
+	}
+	if len(h.Unresolved) > 0 {
+		warns = append(warns, fmt.Sprintf("hosts do not resolve: %s: their traffic is not timed until they do", strings.Join(h.Unresolved, ", ")))
+	}
+	if h.LastError != nil && h.LastErrorTime.After(c.prevRun) && h.State == capture.StateCapturing {
+		warns = append(warns, fmt.Sprintf("capture recovered from: %v", h.LastError))
+	}
+	warns = append(warns, h.Warnings...)
+	if h.State == capture.StateStarting {
+		warns = append(warns, "capture is starting")
+	}
+	for _, w := range warns {
+		c.warnings = append(c.warnings, errors.New(w))
+	}
+	if len(warns) > 0 {
+		return servicecheck.ServiceCheckWarning, strings.Join(warns, "; ")
+	}
+	return servicecheck.ServiceCheckOK, ""
+}
+
+func errorString(err error) string {
+	if err == nil {
+		return "capture failed"
+	}
+	return err.Error()
+}
+
+// logFailure logs a failing state at Warn the first time and at Debug
+// while it repeats.
+func (c *Check) logFailure(status servicecheck.ServiceCheckStatus, msg string) {
+	if msg == c.lastError {
+		c.logger().Debug("capture still unhealthy", "check", Name, "status", status.String(), "message", msg)
+		return
+	}
+	c.lastError = msg
+	c.logger().Warn("capture unhealthy", "check", Name, "status", status.String(), "message", msg)
+}

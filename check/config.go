@@ -1,0 +1,283 @@
+package check
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/go-metro/go-metro/capture"
+)
+
+// InitConfig is the init_config section: settings shared by all instances.
+// Field defaults are set before unmarshalling, so an explicit 0 stays
+// distinguishable from an absent key.
+type InitConfig struct {
+	Snaplen  int `yaml:"snaplen"`
+	IdleTTL  int `yaml:"idle_ttl"` // seconds
+	ExpTTL   int `yaml:"exp_ttl"`  // seconds; expired_ttl is an alias
+	MaxFlows int `yaml:"max_flows"`
+	// RuntimeMetrics enables the runtime.go.* metrics of the process.
+	RuntimeMetrics bool `yaml:"runtime_metrics"`
+
+	// The go-metro daemon's keys: used by `go-metro run`, ignored (with a
+	// warning) inside the Agent.
+	StatsdIP   string `yaml:"statsd_ip"`
+	StatsdPort int    `yaml:"statsd_port"`
+	LogToFile  bool   `yaml:"log_to_file"`
+	LogLevel   string `yaml:"log_level"`
+	LogFile    string `yaml:"log_file"`
+}
+
+// Instance is one instances entry: one capture.
+type Instance struct {
+	Interface string   `yaml:"interface"`
+	IPs       []string `yaml:"ips"`
+	Hosts     []string `yaml:"hosts"`
+	Tags      []string `yaml:"tags"`
+	LocalIPs  []string `yaml:"local_ips"`
+	Methods   []string `yaml:"methods"`
+	// MinCollectionInterval is the run interval in seconds.
+	MinCollectionInterval int `yaml:"min_collection_interval"`
+	// RingSize is the kernel ring size in bytes.
+	RingSize int `yaml:"ring_size"`
+	// Netns is the path of a network namespace to capture in.
+	Netns string `yaml:"netns"`
+}
+
+// Defaults.
+const (
+	DefaultInterval = 15 * time.Second
+)
+
+// Config is a validated configuration of one check instance.
+type Config struct {
+	Init     InitConfig
+	Instance Instance
+	// Capture is the live capture configuration built from both sections.
+	Capture capture.LiveConfig
+	// Interval is min_collection_interval.
+	Interval time.Duration
+	// Warnings are problems that do not stop the check, such as unknown
+	// keys.
+	Warnings []string
+}
+
+// initKeys and instanceKeys are every key the check reads; other keys are
+// reported as unknown. Keys the Agent itself handles in every instance
+// are accepted too.
+var (
+	initKeys = []string{
+		"snaplen", "idle_ttl", "exp_ttl", "expired_ttl", "max_flows", "runtime_metrics",
+		"statsd_ip", "statsd_port", "log_to_file", "log_level", "log_file",
+		"service",
+	}
+	instanceKeys = []string{
+		"interface", "ips", "hosts", "tags", "local_ips", "methods", "min_collection_interval", "ring_size", "netns",
+		// Common to every Agent check instance.
+		"service", "empty_default_hostname", "disable_generic_tags", "metric_patterns",
+	}
+	// daemonKeys are go-metro daemon settings that the Agent ignores.
+	daemonKeys = []string{"statsd_ip", "statsd_port", "log_to_file", "log_level", "log_file"}
+)
+
+// ConfigKeys returns the keys the check understands, for documentation
+// checks: init_config keys, then instance keys.
+func ConfigKeys() (init, instance []string) {
+	return slices.Clone(initKeys), slices.Clone(instanceKeys)
+}
+
+// ParseConfig parses and validates the instance and init_config YAML of
+// one instance. agent says whether it runs inside the Agent, where the
+// daemon keys are ignored with a warning.
+func ParseConfig(instanceYAML, initYAML []byte, agent bool) (*Config, error) {
+	c := &Config{
+		Init: InitConfig{
+			Snaplen:  capture.DefaultSnaplen,
+			IdleTTL:  int(capture.DefaultIdleTTL / time.Second),
+			ExpTTL:   int(capture.DefaultExpTTL / time.Second),
+			MaxFlows: capture.DefaultMaxFlows,
+			LogLevel: "info",
+		},
+		Instance: Instance{MinCollectionInterval: int(DefaultInterval / time.Second)},
+	}
+	initKeysSeen, err := decodeStrict("init_config", initYAML, &c.Init, initKeys, &c.Warnings)
+	if err != nil {
+		return nil, err
+	}
+	if initKeysSeen["expired_ttl"] {
+		var legacy struct {
+			ExpiredTTL int `yaml:"expired_ttl"`
+		}
+		if err := yaml.Unmarshal(initYAML, &legacy); err != nil {
+			return nil, fmt.Errorf("invalid `expired_ttl`: %w", err)
+		}
+		if initKeysSeen["exp_ttl"] && legacy.ExpiredTTL != c.Init.ExpTTL {
+			return nil, fmt.Errorf("invalid `expired_ttl` %d: it is the legacy name of `exp_ttl`, which is also set, to %d; keep only exp_ttl", legacy.ExpiredTTL, c.Init.ExpTTL)
+		}
+		c.Init.ExpTTL = legacy.ExpiredTTL
+	}
+	if _, err := decodeStrict("instance", instanceYAML, &c.Instance, instanceKeys, &c.Warnings); err != nil {
+		return nil, err
+	}
+	if agent {
+		for _, k := range daemonKeys {
+			if initKeysSeen[k] {
+				c.Warnings = append(c.Warnings, fmt.Sprintf("init_config key `%s` is a setting of the standalone go-metro daemon; the Agent check ignores it", k))
+			}
+		}
+	}
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// decodeStrict unmarshals data into v and reports keys not in known as
+// warnings. It returns the keys present.
+func decodeStrict(section string, data []byte, v any, known []string, warnings *[]string) (map[string]bool, error) {
+	seen := map[string]bool{}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return seen, nil
+	}
+	var raw map[string]yaml.Node
+	if err := yaml.Unmarshal(data, &raw); err != nil {
+		return nil, fmt.Errorf("parse %s: %w", section, yamlError(err))
+	}
+	for k := range raw {
+		seen[k] = true
+	}
+	for _, k := range slices.Sorted(maps.Keys(seen)) {
+		if !slices.Contains(known, k) {
+			hint := ""
+			if s := closest(k, known); s != "" {
+				hint = fmt.Sprintf(" (did you mean `%s`?)", s)
+			}
+			*warnings = append(*warnings, fmt.Sprintf("unknown %s key `%s`%s: it is ignored", section, k, hint))
+		}
+	}
+	if err := yaml.Unmarshal(data, v); err != nil {
+		return nil, fmt.Errorf("parse %s: %w", section, yamlError(err))
+	}
+	return seen, nil
+}
+
+// yamlError rewrites yaml.v3's type errors to name the key.
+func yamlError(err error) error {
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		return fmt.Errorf("%s", strings.Join(te.Errors, "; "))
+	}
+	return err
+}
+
+// closest returns the known key within edit distance 2 of k, if any.
+func closest(k string, known []string) string {
+	best, bestD := "", 3
+	for _, c := range known {
+		if d := editDistance(k, c); d < bestD {
+			best, bestD = c, d
+		}
+	}
+	return best
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// validate checks every value and builds the capture configuration.
+func (c *Config) validate() error {
+	in, ic := &c.Init, &c.Instance
+	switch {
+	case in.Snaplen < capture.MinSnaplen || in.Snaplen > capture.MaxSnaplen:
+		return fmt.Errorf("invalid `snaplen` %d: must be between %d and %d (the headers go-metro decodes need %d bytes)", in.Snaplen, capture.MinSnaplen, capture.MaxSnaplen, capture.MinSnaplen)
+	case in.IdleTTL < 1 || in.IdleTTL > 86400:
+		return fmt.Errorf("invalid `idle_ttl` %d: must be between 1 and 86400 seconds", in.IdleTTL)
+	case in.ExpTTL < 1 || in.ExpTTL > 86400:
+		return fmt.Errorf("invalid `exp_ttl` %d: must be between 1 and 86400 seconds", in.ExpTTL)
+	case in.MaxFlows < 1 || in.MaxFlows > 10_000_000:
+		return fmt.Errorf("invalid `max_flows` %d: must be between 1 and 10000000 (each flow takes up to %d bytes)", in.MaxFlows, capture.FlowBytes)
+	case in.StatsdPort < 0 || in.StatsdPort > 65535:
+		return fmt.Errorf("invalid `statsd_port` %d: must be between 1 and 65535, or absent for the default 8125", in.StatsdPort)
+	}
+	switch strings.ToLower(in.LogLevel) {
+	case "debug", "info", "warn", "warning", "error", "critical", "trace", "off":
+	default:
+		return fmt.Errorf("invalid `log_level` %q: must be one of debug, info, warn, error", in.LogLevel)
+	}
+	if ic.Interface == "" {
+		return errors.New("missing `interface`: name the interface to capture on, such as eth0, or any for all interfaces")
+	}
+	if ic.MinCollectionInterval < 1 || ic.MinCollectionInterval > 3600 {
+		return fmt.Errorf("invalid `min_collection_interval` %d: must be between 1 and 3600 seconds", ic.MinCollectionInterval)
+	}
+	if ic.RingSize != 0 && (ic.RingSize < capture.MinRingSize || ic.RingSize > capture.MaxRingSize) {
+		return fmt.Errorf("invalid `ring_size` %d: must be between %d (1 MiB) and %d (1 GiB) bytes", ic.RingSize, capture.MinRingSize, capture.MaxRingSize)
+	}
+	for _, tag := range ic.Tags {
+		if strings.TrimSpace(tag) == "" {
+			return errors.New("invalid `tags` entry \"\": tags are non-empty strings such as env:prod")
+		}
+	}
+	var methods capture.Methods
+	for _, m := range ic.Methods {
+		mm, err := capture.ParseMethod(strings.TrimSpace(m))
+		if err != nil {
+			return fmt.Errorf("invalid `methods` entry %q: must be one of timestamp, seqack, handshake", m)
+		}
+		methods = methods.With(mm)
+	}
+	if len(ic.Methods) > 0 && methods == 0 {
+		return errors.New("invalid `methods`: list at least one of timestamp, seqack, handshake")
+	}
+	for _, s := range ic.LocalIPs {
+		if _, _, err := capture.ParseAddrOrPrefix(s); err != nil {
+			return fmt.Errorf("invalid `local_ips` entry: %w", err)
+		}
+	}
+	c.Interval = time.Duration(ic.MinCollectionInterval) * time.Second
+	c.Capture = capture.LiveConfig{
+		Interface: ic.Interface,
+		Netns:     ic.Netns,
+		Snaplen:   in.Snaplen,
+		RingSize:  ic.RingSize,
+		Peers:     capture.PeerSpec{IPs: ic.IPs, Hosts: ic.Hosts},
+		Local:     ic.LocalIPs,
+		Engine: capture.Config{
+			Methods:  methods,
+			IdleTTL:  time.Duration(in.IdleTTL) * time.Second,
+			ExpTTL:   time.Duration(in.ExpTTL) * time.Second,
+			MaxFlows: in.MaxFlows,
+		},
+	}
+	if err := c.Capture.Validate(); err != nil {
+		return err
+	}
+	// Peers: parse now, so that a bad entry is a config error.
+	if _, err := capture.NewPeerResolver(c.Capture.Peers, nil); err != nil {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,142 @@
+package check
+
+import (
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/DataDog/datadog-agent/pkg/metrics/servicecheck"
+)
+
+// Series is one submitted metric point, in the shape `go-metro check
+// --json` prints.
+type Series struct {
+	Metric string       `json:"metric"`
+	Type   string       `json:"type"`
+	Points [][2]float64 `json:"points"` // [unix seconds, value]
+	Tags   []string     `json:"tags"`
+	Host   string       `json:"host,omitempty"`
+}
+
+// ServiceCheckResult is one submitted service check.
+type ServiceCheckResult struct {
+	Check   string                          `json:"check"`
+	Status  servicecheck.ServiceCheckStatus `json:"status"`
+	Message string                          `json:"message"`
+	Tags    []string                        `json:"tags"`
+	Host    string                          `json:"host,omitempty"`
+}
+
+// Batch is what one Run submitted, in the JSON shape of `go-metro check
+// --json`.
+type Batch struct {
+	Series        []Series             `json:"series"`
+	ServiceChecks []ServiceCheckResult `json:"service_checks"`
+}
+
+// Recorder is a Sender that keeps what it is sent: `go-metro check` prints
+// it, and tests inspect it. Commit closes a Batch. Safe for concurrent
+// use.
+type Recorder struct {
+	// Now stamps the points; nil means time.Now.
+	Now func() time.Time
+
+	mu      sync.Mutex
+	cur     Batch
+	batches []Batch
+}
+
+var _ Sender = (*Recorder)(nil)
+
+func (r *Recorder) add(metric, typ string, value float64, hostname string, tags []string) {
+	now := time.Now
+	if r.Now != nil {
+		now = r.Now
+	}
+	ts := float64(now().Unix())
+	r.mu.Lock()
+	r.cur.Series = append(r.cur.Series, Series{Metric: metric, Type: typ, Points: [][2]float64{{ts, value}}, Tags: slices.Clone(tags), Host: hostname})
+	r.mu.Unlock()
+}
+
+// Gauge records a gauge.
+func (r *Recorder) Gauge(metric string, value float64, hostname string, tags []string) {
+	r.add(metric, TypeGauge, value, hostname, tags)
+}
+
+// Count records a count.
+func (r *Recorder) Count(metric string, value float64, hostname string, tags []string) {
+	r.add(metric, TypeCount, value, hostname, tags)
+}
+
+// MonotonicCount records a monotonic count.
+func (r *Recorder) MonotonicCount(metric string, value float64, hostname string, tags []string) {
+	r.add(metric, "monotonic_count", value, hostname, tags)
+}
+
+// Rate records a rate.
+func (r *Recorder) Rate(metric string, value float64, hostname string, tags []string) {
+	r.add(metric, "rate", value, hostname, tags)
+}
+
+// ServiceCheck records a service check.
+func (r *Recorder) ServiceCheck(checkName string, status servicecheck.ServiceCheckStatus, hostname string, tags []string, message string) {
+	r.mu.Lock()
+	r.cur.ServiceChecks = append(r.cur.ServiceChecks, ServiceCheckResult{Check: checkName, Status: status, Message: message, Tags: slices.Clone(tags), Host: hostname})
+	r.mu.Unlock()
+}
+
+// Commit closes the current batch.
+func (r *Recorder) Commit() {
+	r.mu.Lock()
+	if r.cur.Series == nil {
+		r.cur.Series = []Series{}
+	}
+	if r.cur.ServiceChecks == nil {
+		r.cur.ServiceChecks = []ServiceCheckResult{}
+	}
+	r.batches = append(r.batches, r.cur)
+	r.cur = Batch{}
+	r.mu.Unlock()
+}
+
+// Batches returns the committed batches, one per Run.
+func (r *Recorder) Batches() []Batch {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.batches)
+}
+
+// Last returns the last committed batch, or an empty one.
+func (r *Recorder) Last() Batch {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.batches) == 0 {
+		return Batch{}
+	}
+	return r.batches[len(r.batches)-1]
+}
+
+// Find returns the series of metric in b whose tags include all of tags.
+func (b Batch) Find(metric string, tags ...string) []Series {
+	var out []Series
+	for _, s := range b.Series {
+		if s.Metric != metric {
+			continue
+		}
+		if !containsAll(s.Tags, tags) {
+			continue
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func containsAll(have, want []string) bool {
+	for _, w := range want {
+		if !slices.Contains(have, w) {
+			return false
+		}
+	}
+	return true
+}
