@@ -118,9 +118,18 @@ func (c *Check) Configure(instance, initConfig []byte) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.cfg = cfg
-	c.baseTags = append([]string{"iface:" + cfg.Instance.Interface}, cfg.Instance.Tags...)
+	c.baseTags = []string{"iface:" + cfg.Instance.Interface}
+	if !c.InAgent {
+		// Inside the Agent, CommonConfigure makes the sender add the
+		// instance tags to everything the check sends.
+		c.baseTags = append(c.baseTags, cfg.Instance.Tags...)
+	}
+	// Keep the configuration's warnings for Warnings, as documented, so
+	// that they show before the first Run too; Run sets them again.
+	c.warnings = nil
 	for _, w := range cfg.Warnings {
 		c.logger().Warn(w, "check", Name)
+		c.warnings = append(c.warnings, errors.New(w))
 	}
 	return nil
 }

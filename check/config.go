@@ -66,6 +66,8 @@ type Config struct {
 	// Warnings are problems that do not stop the check, such as unknown
 	// keys.
 	Warnings []string
+
+	expTTLKey string // the key exp_ttl was read from, for errors
 }
 
 // initKeys and instanceKeys are every key the check reads; other keys are
@@ -98,11 +100,13 @@ func ConfigKeys() (init, instance []string) {
 func ParseConfig(instanceYAML, initYAML []byte, agent bool) (*Config, error) {
 	c := &Config{
 		Init: InitConfig{
-			Snaplen:  capture.DefaultSnaplen,
-			IdleTTL:  int(capture.DefaultIdleTTL / time.Second),
-			ExpTTL:   int(capture.DefaultExpTTL / time.Second),
-			MaxFlows: capture.DefaultMaxFlows,
-			LogLevel: "info",
+			Snaplen:    capture.DefaultSnaplen,
+			IdleTTL:    int(capture.DefaultIdleTTL / time.Second),
+			ExpTTL:     int(capture.DefaultExpTTL / time.Second),
+			MaxFlows:   capture.DefaultMaxFlows,
+			StatsdIP:   "127.0.0.1",
+			StatsdPort: 8125,
+			LogLevel:   "info",
 		},
 		Instance: Instance{MinCollectionInterval: int(DefaultInterval / time.Second)},
 	}
@@ -121,6 +125,7 @@ func ParseConfig(instanceYAML, initYAML []byte, agent bool) (*Config, error) {
 			return nil, fmt.Errorf("invalid `expired_ttl` %d: it is the legacy name of `exp_ttl`, which is also set, to %d; keep only exp_ttl", legacy.ExpiredTTL, c.Init.ExpTTL)
 		}
 		c.Init.ExpTTL = legacy.ExpiredTTL
+		c.expTTLKey = "expired_ttl"
 	}
 	if _, err := decodeStrict("instance", instanceYAML, &c.Instance, instanceKeys, &c.Warnings); err != nil {
 		return nil, err
@@ -216,16 +221,20 @@ func (c *Config) validate() error {
 	case in.IdleTTL < 1 || in.IdleTTL > 86400:
 		return fmt.Errorf("invalid `idle_ttl` %d: must be between 1 and 86400 seconds", in.IdleTTL)
 	case in.ExpTTL < 1 || in.ExpTTL > 86400:
-		return fmt.Errorf("invalid `exp_ttl` %d: must be between 1 and 86400 seconds", in.ExpTTL)
+		key := c.expTTLKey
+		if key == "" {
+			key = "exp_ttl"
+		}
+		return fmt.Errorf("invalid `%s` %d: must be between 1 and 86400 seconds", key, in.ExpTTL)
 	case in.MaxFlows < 1 || in.MaxFlows > 10_000_000:
 		return fmt.Errorf("invalid `max_flows` %d: must be between 1 and 10000000 (each flow takes up to %d bytes)", in.MaxFlows, capture.FlowBytes)
-	case in.StatsdPort < 0 || in.StatsdPort > 65535:
+	case in.StatsdPort < 1 || in.StatsdPort > 65535:
 		return fmt.Errorf("invalid `statsd_port` %d: must be between 1 and 65535, or absent for the default 8125", in.StatsdPort)
 	}
 	switch strings.ToLower(in.LogLevel) {
 	case "debug", "info", "warn", "warning", "error", "critical", "trace", "off":
 	default:
-		return fmt.Errorf("invalid `log_level` %q: must be one of debug, info, warn, error", in.LogLevel)
+		return fmt.Errorf("invalid `log_level` %q: must be one of trace, debug, info, warn (or warning), error, critical, off", in.LogLevel)
 	}
 	if ic.Interface == "" {
 		return errors.New("missing `interface`: name the interface to capture on, such as eth0, or any for all interfaces")
