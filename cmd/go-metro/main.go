@@ -4,6 +4,7 @@
 // Usage:
 //
 //	go-metro replay [--local ADDR|CIDR]... [--json] FILE...
+//	go-metro check [-c FILE] [--interface IF] [--runs N] [--interval D] [--json]
 package main
 
 import (
@@ -18,6 +19,8 @@ const usage = `go-metro: passive TCP round-trip-time monitoring
 Usage:
   go-metro replay [--local ADDR|CIDR]... [--json] FILE...
         RTT per peer from pcap or pcapng files
+  go-metro check [-c FILE] [--interface IF] [--runs N] [--interval D] [--json]
+        run the go_metro Agent check on live traffic and print what it submits
   go-metro help
 `
 
@@ -38,6 +41,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "replay":
 		err = replay(args[1:], stdout, stderr)
+	case "check":
+		err = checkCmd(args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -1,0 +1,632 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"maps"
+	"net/netip"
+	"os"
+	"os/signal"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/go-metro/go-metro/capture"
+	"github.com/go-metro/go-metro/check"
+)
+
+const checkUsage = `Usage: go-metro check [-c FILE] [--interface IF] [--runs N] [--interval D] [--json]
+
+Runs the go_metro check as "agent check" does, and prints what each run
+submits: the RTT per peer, the capture telemetry, the service check and the
+warnings. The capture starts at once; each run then waits one interval and
+reports what was captured during it.
+
+-c reads a conf.yaml in the Agent's format (init_config and instances; the
+go-metro daemon's Agent 5 files work too), and every instance runs with its
+own capture. Without -c, one instance captures on the interface of the
+default route, with no peer filter. --interface replaces the interface of
+every instance.
+
+The interval defaults to the longest min_collection_interval of the
+instances (15s unless set). With --json, each run prints one JSON document
+on a line, {"series":[...],"service_checks":[...]}, that merges the
+instances, and warnings go to standard error.
+
+Exit status: 0 when every run completed, whatever the service check says;
+1 when a run of the check returned an error, as "agent check" does (for
+example when the capture cannot start), when interrupted, or on any other
+error; 2 for a usage error.
+
+Options:
+`
+
+// checkOptions are the flags of go-metro check.
+type checkOptions struct {
+	config   string
+	iface    string
+	runs     int
+	interval time.Duration // 0: the instances' min_collection_interval
+	json     bool
+}
+
+func parseCheckFlags(args []string, stderr io.Writer) (*checkOptions, error) {
+	o := &checkOptions{}
+	fs := flag.NewFlagSet("check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, checkUsage)
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&o.config, "c", "", "read the check's configuration from `FILE`, a conf.yaml")
+	fs.StringVar(&o.iface, "interface", "", "capture on interface `IF` in every instance, or any for all interfaces")
+	fs.IntVar(&o.runs, "runs", 1, "perform `N` runs, one per interval")
+	fs.Func("interval", "wait `D` before each run (default: the instances' min_collection_interval)", func(s string) error {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return errors.New("want a duration such as 15s")
+		}
+		if d <= 0 {
+			return errors.New("must be positive")
+		}
+		o.interval = d
+		return nil
+	})
+	fs.BoolVar(&o.json, "json", false, "print one JSON document of series and service checks per run")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	switch {
+	case fs.NArg() > 0:
+		return nil, fmt.Errorf("%w: unexpected argument %q: go-metro check takes only options", errUsage, fs.Arg(0))
+	case o.runs < 1:
+		return nil, fmt.Errorf("%w: invalid --runs %d: must be at least 1", errUsage, o.runs)
+	case o.iface != "" && strings.TrimSpace(o.iface) != o.iface:
+		return nil, fmt.Errorf("%w: invalid --interface %q: interface names have no spaces", errUsage, o.iface)
+	}
+	return o, nil
+}
+
+// checkCmd is go-metro check. SIGINT and SIGTERM stop it between runs.
+func checkCmd(args []string, stdout, stderr io.Writer) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		// After the first signal, a second one kills as usual.
+		<-ctx.Done()
+		stop()
+	}()
+	c := checker{defaultRoute: defaultRouteInterface}
+	return c.main(ctx, args, stdout, stderr)
+}
+
+// checker runs go-metro check. Its fields are what tests replace.
+type checker struct {
+	// newCapture opens each instance's capture; nil means capture.NewLive.
+	newCapture func(capture.LiveConfig) (check.Capture, error)
+	// defaultRoute returns the interface of the default route.
+	defaultRoute func() (string, error)
+}
+
+// checkInstance is one configured instance and its capture.
+type checkInstance struct {
+	name string // instances[i]
+	chk  *check.Check
+	cp   check.Capture // the capture the check opened, if any
+	err  error         // the first error a run returned
+}
+
+// runResult is what one run of one instance gave.
+type runResult struct {
+	batch    check.Batch
+	err      error
+	warnings []error
+	state    string
+}
+
+// main parses args, configures the instances, starts their captures and
+// performs the runs. Cancelling ctx stops it between runs; the captures
+// are always stopped before it returns.
+func (c *checker) main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	o, err := parseCheckFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	insts, fileWarnings, err := c.configure(o)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		for _, in := range insts {
+			in.chk.Cancel()
+		}
+	}()
+	for _, w := range fileWarnings {
+		fmt.Fprintf(stderr, "Warning: %s\n", w)
+	}
+	interval := o.interval
+	if interval == 0 {
+		for _, in := range insts {
+			interval = max(interval, in.chk.Interval())
+		}
+	}
+	out := &checkOutput{w: stdout, stderr: stderr, json: o.json, seen: map[string]bool{}}
+
+	// The check starts its capture on the first Run: run once now, and
+	// keep that run's output only when no capture could start.
+	start := time.Now()
+	first := runAll(insts)
+	if !slices.ContainsFunc(first, func(r runResult) bool { return r.err == nil }) {
+		if err := out.write("Start", insts, first); err != nil {
+			return err
+		}
+		return instanceErrors(insts)
+	}
+	if !o.json {
+		var ifaces []string
+		for _, in := range insts {
+			ifaces = append(ifaces, in.chk.Config().Instance.Interface)
+		}
+		runs := "1 run"
+		if o.runs > 1 {
+			runs = fmt.Sprintf("%d runs", o.runs)
+		}
+		fmt.Fprintf(stderr, "Capturing on %s: %s, one every %v. Ctrl-C stops.\n", strings.Join(ifaces, ", "), runs, interval)
+	}
+
+	for n := 1; n <= o.runs; n++ {
+		t := time.NewTimer(time.Until(start.Add(time.Duration(n) * interval)))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("interrupted after %d of %d runs", n-1, o.runs)
+		case <-t.C:
+		}
+		title := fmt.Sprintf("Run %d of %d (interval %v)", n, o.runs, interval)
+		if err := out.write(title, insts, runAll(insts)); err != nil {
+			return err
+		}
+	}
+	return instanceErrors(insts)
+}
+
+// runAll runs every instance once.
+func runAll(insts []*checkInstance) []runResult {
+	results := make([]runResult, len(insts))
+	for i, in := range insts {
+		rec := &check.Recorder{}
+		err := in.chk.Run(rec)
+		if err != nil && in.err == nil {
+			in.err = err
+		}
+		r := runResult{batch: rec.Last(), err: err, warnings: in.chk.Warnings(), state: "not started"}
+		if err == nil && in.cp != nil {
+			r.state = in.cp.Health().State.String()
+		}
+		results[i] = r
+	}
+	return results
+}
+
+// instanceErrors returns the first error of each instance that had one.
+func instanceErrors(insts []*checkInstance) error {
+	var errs []error
+	for _, in := range insts {
+		if in.err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", in.name, in.err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// configure builds the instances from -c, or one default instance.
+func (c *checker) configure(o *checkOptions) (insts []*checkInstance, fileWarnings []string, err error) {
+	var initYAML []byte
+	var instYAML []confInstance
+	if o.config == "" {
+		iface := o.iface
+		if iface == "" {
+			if iface, err = c.defaultRoute(); err != nil {
+				return nil, nil, err
+			}
+		}
+		b, err := yaml.Marshal(map[string]string{"interface": iface})
+		if err != nil {
+			return nil, nil, err
+		}
+		instYAML = []confInstance{{yaml: b}}
+	} else {
+		data, err := os.ReadFile(o.config)
+		if err != nil {
+			return nil, nil, fmt.Errorf("read the configuration: %w", err)
+		}
+		initYAML, instYAML, fileWarnings, err = parseConfFile(o.config, data, o.iface)
+		if err != nil {
+			return nil, nil, err
+		}
+	}
+	for i, y := range instYAML {
+		in := &checkInstance{name: fmt.Sprintf("instances[%d]", i)}
+		in.chk = &check.Check{NewCapture: c.openCapture(in)}
+		if err := in.chk.Configure(y.yaml, initYAML); err != nil {
+			if o.config == "" {
+				return nil, nil, err
+			}
+			return nil, nil, fmt.Errorf("%s: instances[%d] (line %d): %w", o.config, i, y.line, err)
+		}
+		insts = append(insts, in)
+	}
+	return insts, fileWarnings, nil
+}
+
+// openCapture returns the NewCapture of in's check: it keeps the capture,
+// whose state the report shows.
+func (c *checker) openCapture(in *checkInstance) func(capture.LiveConfig) (check.Capture, error) {
+	return func(cfg capture.LiveConfig) (check.Capture, error) {
+		var cp check.Capture
+		if c.newCapture != nil {
+			var err error
+			if cp, err = c.newCapture(cfg); err != nil {
+				return nil, err
+			}
+		} else {
+			l, err := capture.NewLive(cfg)
+			if err != nil {
+				return nil, err
+			}
+			cp = l
+		}
+		in.cp = cp
+		return cp, nil
+	}
+}
+
+// topLevelKeys are the conf.yaml keys the Agent reads; others draw a
+// warning.
+var topLevelKeys = []string{"init_config", "instances", "logs", "ad_identifiers", "cluster_check"}
+
+// confInstance is one instance of a conf.yaml.
+type confInstance struct {
+	yaml []byte
+	line int // in the file
+}
+
+// parseConfFile splits a conf.yaml named name into its init_config and its
+// instances, with the interface of each instance replaced by iface when it
+// is not empty.
+func parseConfFile(name string, data []byte, iface string) (initYAML []byte, instances []confInstance, warnings []string, err error) {
+	var doc map[string]yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, nil, nil, fmt.Errorf("parse %s: %w", name, err)
+	}
+	for _, k := range slices.Sorted(maps.Keys(doc)) {
+		if !slices.Contains(topLevelKeys, k) {
+			warnings = append(warnings, fmt.Sprintf("%s: unknown top-level key `%s`: it is ignored; the check reads init_config and instances", name, k))
+		}
+	}
+	if n, ok := doc["init_config"]; ok && !isNull(&n) {
+		if n.Kind != yaml.MappingNode {
+			return nil, nil, nil, fmt.Errorf("%s: invalid `init_config` on line %d: must be a mapping of settings, or empty", name, n.Line)
+		}
+		if initYAML, err = yaml.Marshal(&n); err != nil {
+			return nil, nil, nil, fmt.Errorf("%s: init_config: %w", name, err)
+		}
+	}
+	n, ok := doc["instances"]
+	if !ok || isNull(&n) {
+		return nil, nil, nil, fmt.Errorf("%s: no `instances`: list at least one, such as `instances: [{interface: eth0}]`", name)
+	}
+	if n.Kind != yaml.SequenceNode || len(n.Content) == 0 {
+		return nil, nil, nil, fmt.Errorf("%s: invalid `instances` on line %d: must be a list of at least one instance", name, n.Line)
+	}
+	for i, in := range n.Content {
+		if iface != "" {
+			if isNull(in) {
+				*in = yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: in.Line, Column: in.Column}
+			}
+			setKey(in, "interface", iface)
+		}
+		b, err := yaml.Marshal(in)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("%s: instances[%d]: %w", name, i, err)
+		}
+		instances = append(instances, confInstance{yaml: b, line: in.Line})
+	}
+	return initYAML, instances, warnings, nil
+}
+
+func isNull(n *yaml.Node) bool {
+	return n.Kind == 0 || n.Kind == yaml.ScalarNode && n.Tag == "!!null"
+}
+
+// setKey sets key to the string value in the mapping node n; it leaves
+// other nodes alone, for the check to reject.
+func setKey(n *yaml.Node, key, value string) {
+	if n.Kind != yaml.MappingNode {
+		return
+	}
+	v := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: value}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			n.Content[i+1] = v
+			return
+		}
+	}
+	n.Content = append(n.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: key}, v)
+}
+
+// checkOutput prints the runs, as text or JSON.
+type checkOutput struct {
+	w, stderr io.Writer
+	json      bool
+	seen      map[string]bool // warnings already printed in JSON mode
+}
+
+// jsonDoc is the --json document of one run. check.Batch has the same
+// shape, but it holds one instance.
+type jsonDoc struct {
+	Series        []check.Series             `json:"series"`
+	ServiceChecks []check.ServiceCheckResult `json:"service_checks"`
+}
+
+func (o *checkOutput) write(title string, insts []*checkInstance, results []runResult) error {
+	var buf bytes.Buffer
+	if o.json {
+		doc := jsonDoc{Series: []check.Series{}, ServiceChecks: []check.ServiceCheckResult{}}
+		for i, r := range results {
+			doc.Series = append(doc.Series, r.batch.Series...)
+			doc.ServiceChecks = append(doc.ServiceChecks, r.batch.ServiceChecks...)
+			for _, w := range r.warnings {
+				msg := fmt.Sprintf("Warning: %s: %v\n", insts[i].name, w)
+				if !o.seen[msg] {
+					o.seen[msg] = true
+					fmt.Fprint(o.stderr, msg)
+				}
+			}
+		}
+		if err := json.NewEncoder(&buf).Encode(doc); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(&buf, "=== %s ===\n", title)
+		for i, r := range results {
+			writeInstanceText(&buf, insts[i], r)
+		}
+		buf.WriteString("\n")
+	}
+	if _, err := o.w.Write(buf.Bytes()); err != nil {
+		return fmt.Errorf("write the report: %w", err)
+	}
+	return nil
+}
+
+// peerColumns are the table's RTT columns and the metric of each.
+var peerColumns = []struct{ name, metric string }{
+	{"SAMPLES", check.MetricRTTSamples},
+	{"LAST", check.MetricRTT},
+	{"AVG", check.MetricRTTAvg},
+	{"JITTER", check.MetricRTTJitter},
+	{"MIN", check.MetricRTTMin},
+	{"P50", check.MetricRTTP50},
+	{"P95", check.MetricRTTP95},
+	{"P99", check.MetricRTTP99},
+	{"MAX", check.MetricRTTMax},
+}
+
+type peerRow struct {
+	src, dst string
+	vals     []float64
+	has      []bool
+}
+
+// writeInstanceText writes one instance's part of a run, from what the
+// check submitted.
+func writeInstanceText(w io.Writer, in *checkInstance, r runResult) {
+	cfg := in.chk.Config().Instance
+	head := fmt.Sprintf("go_metro %s: interface %s", in.name, cfg.Interface)
+	if cfg.Netns != "" {
+		head += " in netns " + cfg.Netns
+	}
+	head += ", capture " + r.state
+	fmt.Fprintf(w, "\n%s\n%s\n", head, strings.Repeat("-", len(head)))
+
+	rows, telemetry := splitSeries(r.batch.Series)
+	if r.err == nil {
+		if len(rows) == 0 {
+			fmt.Fprintln(w, "  No RTT samples in this interval.")
+		} else {
+			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+			fmt.Fprint(tw, "SRC\tDST\t")
+			for _, c := range peerColumns {
+				fmt.Fprintf(tw, "%s\t", c.name)
+			}
+			fmt.Fprintln(tw)
+			for _, p := range rows {
+				fmt.Fprintf(tw, "%s\t%s\t", p.src, p.dst)
+				for i, c := range peerColumns {
+					switch {
+					case !p.has[i]:
+						fmt.Fprint(tw, "-\t")
+					case c.metric == check.MetricRTTSamples:
+						fmt.Fprintf(tw, "%.0f\t", p.vals[i])
+					default:
+						fmt.Fprintf(tw, "%.3f\t", p.vals[i])
+					}
+				}
+				fmt.Fprintln(tw)
+			}
+			tw.Flush()
+			fmt.Fprintln(w, "  RTTs in ms. AVG is the smoothed RTT and JITTER the RTT variation (RFC 6298);")
+			fmt.Fprintln(w, "  SAMPLES, MIN, P50 to P99 and MAX cover the interval.")
+		}
+		if len(telemetry) > 0 {
+			fmt.Fprintln(w)
+			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+			for _, s := range telemetry {
+				fmt.Fprintf(tw, "  %s\t%s\n", s.Metric, strconv.FormatFloat(s.Points[0][1], 'f', -1, 64))
+			}
+			tw.Flush()
+		}
+	}
+	fmt.Fprintln(w)
+	for _, sc := range r.batch.ServiceChecks {
+		status := sc.Status.String()
+		if status == "" {
+			status = fmt.Sprintf("status %d", int(sc.Status))
+		}
+		line := fmt.Sprintf("  Service check %s: %s", sc.Check, status)
+		if sc.Message != "" {
+			line += ": " + sc.Message
+		}
+		fmt.Fprintln(w, line)
+	}
+	for _, wr := range r.warnings {
+		fmt.Fprintf(w, "  Warning: %v\n", wr)
+	}
+	if r.err != nil {
+		fmt.Fprintf(w, "  Error: %v\n", r.err)
+	}
+}
+
+// splitSeries groups the per-peer RTT series into rows, sorted by source
+// and destination, and returns the other series, in order.
+func splitSeries(series []check.Series) (rows []*peerRow, other []check.Series) {
+	col := make(map[string]int, len(peerColumns))
+	for i, c := range peerColumns {
+		col[c.metric] = i
+	}
+	byTags := map[string]*peerRow{}
+	for _, s := range series {
+		i, ok := col[s.Metric]
+		if !ok || len(s.Points) == 0 {
+			if len(s.Points) > 0 {
+				other = append(other, s)
+			}
+			continue
+		}
+		key := strings.Join(s.Tags, "\x00")
+		p := byTags[key]
+		if p == nil {
+			p = &peerRow{vals: make([]float64, len(peerColumns)), has: make([]bool, len(peerColumns))}
+			for _, t := range s.Tags {
+				if v, ok := strings.CutPrefix(t, "src:"); ok {
+					p.src = v
+				} else if v, ok := strings.CutPrefix(t, "dst:"); ok {
+					p.dst = v
+				}
+			}
+			byTags[key] = p
+			rows = append(rows, p)
+		}
+		p.vals[i], p.has[i] = s.Points[0][1], true
+	}
+	slices.SortStableFunc(rows, func(a, b *peerRow) int {
+		return cmp.Or(compareAddrs(a.src, b.src), compareAddrs(a.dst, b.dst))
+	})
+	return rows, other
+}
+
+// compareAddrs orders IP addresses numerically and anything else, such as
+// host names, after them by name.
+func compareAddrs(a, b string) int {
+	x, errX := netip.ParseAddr(a)
+	y, errY := netip.ParseAddr(b)
+	switch {
+	case errX == nil && errY == nil:
+		return x.Compare(y)
+	case errX == nil:
+		return -1
+	case errY == nil:
+		return 1
+	}
+	return strings.Compare(a, b)
+}
+
+// Routing-table flags, from linux/route.h.
+const (
+	rtfUp     = 0x0001
+	rtfReject = 0x0200
+)
+
+// parseRoute4 returns the interface of the IPv4 default route with the
+// lowest metric in r, which holds /proc/net/route; "" when there is none.
+func parseRoute4(r io.Reader) (string, error) {
+	best, bestMetric := "", uint64(0)
+	s := bufio.NewScanner(r)
+	for line := 1; s.Scan(); line++ {
+		f := strings.Fields(s.Text())
+		if len(f) == 0 || line == 1 && f[0] == "Iface" {
+			continue
+		}
+		// Iface Destination Gateway Flags RefCnt Use Metric Mask ...
+		if len(f) < 8 {
+			return "", fmt.Errorf("line %d: want at least 8 fields, have %d", line, len(f))
+		}
+		flags, err := strconv.ParseUint(f[3], 16, 32)
+		if err != nil {
+			return "", fmt.Errorf("line %d: invalid flags %q", line, f[3])
+		}
+		metric, err := strconv.ParseUint(f[6], 10, 32)
+		if err != nil {
+			return "", fmt.Errorf("line %d: invalid metric %q", line, f[6])
+		}
+		if f[1] != "00000000" || f[7] != "00000000" || flags&rtfUp == 0 || flags&rtfReject != 0 {
+			continue
+		}
+		if best == "" || metric < bestMetric {
+			best, bestMetric = f[0], metric
+		}
+	}
+	return best, s.Err()
+}
+
+// parseRoute6 returns the interface of the IPv6 default route with the
+// lowest metric in r, which holds /proc/net/ipv6_route; "" when there is
+// none. The kernel's unreachable default route on lo does not count.
+func parseRoute6(r io.Reader) (string, error) {
+	best, bestMetric := "", uint64(0)
+	s := bufio.NewScanner(r)
+	for line := 1; s.Scan(); line++ {
+		f := strings.Fields(s.Text())
+		if len(f) == 0 {
+			continue
+		}
+		// dst dst_len src src_len next_hop metric refcnt use flags iface
+		if len(f) < 10 {
+			return "", fmt.Errorf("line %d: want 10 fields, have %d", line, len(f))
+		}
+		metric, err := strconv.ParseUint(f[5], 16, 32)
+		if err != nil {
+			return "", fmt.Errorf("line %d: invalid metric %q", line, f[5])
+		}
+		flags, err := strconv.ParseUint(f[8], 16, 32)
+		if err != nil {
+			return "", fmt.Errorf("line %d: invalid flags %q", line, f[8])
+		}
+		if strings.Trim(f[0], "0") != "" || f[1] != "00" || flags&rtfUp == 0 || flags&rtfReject != 0 || f[9] == "lo" {
+			continue
+		}
+		if best == "" || metric < bestMetric {
+			best, bestMetric = f[9], metric
+		}
+	}
+	return best, s.Err()
+}
