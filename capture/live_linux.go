@@ -269,8 +269,9 @@ func (l *Live) captureLoop(ctx context.Context) {
 const pollTimeout = 100 * time.Millisecond
 
 // housekeepEvery is how often, in capture time, the capture goroutine
-// reads the kernel counters, expires flows and checks for a new filter.
-const housekeepEvery = int64(time.Second)
+// reads the kernel counters, expires flows and checks for a new filter: a
+// Health snapshot's kernel counters are at most this old.
+const housekeepEvery = int64(250 * time.Millisecond)
 
 // capture opens the socket and reads packets until ctx is done or reading
 // fails; it reports whether the socket opened.
