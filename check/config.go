@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -118,8 +120,10 @@ func ParseConfig(instanceYAML, initYAML []byte, agent bool) (*Config, error) {
 		var legacy struct {
 			ExpiredTTL int `yaml:"expired_ttl"`
 		}
-		if err := yaml.Unmarshal(initYAML, &legacy); err != nil {
-			return nil, fmt.Errorf("invalid `expired_ttl`: %w", err)
+		// decodeStrict, so that a value of the wrong type is named
+		// (unknown keys were reported above).
+		if _, err := decodeStrict("init_config", initYAML, &legacy, initKeys, new([]string)); err != nil {
+			return nil, err
 		}
 		if initKeysSeen["exp_ttl"] && legacy.ExpiredTTL != c.Init.ExpTTL {
 			return nil, fmt.Errorf("invalid `expired_ttl` %d: it is the legacy name of `exp_ttl`, which is also set, to %d; keep only exp_ttl", legacy.ExpiredTTL, c.Init.ExpTTL)
@@ -166,13 +170,61 @@ func decodeStrict(section string, data []byte, v any, known []string, warnings *
 			*warnings = append(*warnings, fmt.Sprintf("unknown %s key `%s`%s: it is ignored", section, k, hint))
 		}
 	}
+	if err := checkTypes(raw, v); err != nil {
+		return nil, err
+	}
 	if err := yaml.Unmarshal(data, v); err != nil {
 		return nil, fmt.Errorf("parse %s: %w", section, yamlError(err))
 	}
 	return seen, nil
 }
 
-// yamlError rewrites yaml.v3's type errors to name the key.
+// checkTypes decodes the value of each key of raw that is a field of the
+// struct v points to on its own, and returns an error naming the first
+// key, in sorted order, whose value does not fit: yaml.v3's own type
+// errors name a line but not the key, and it truncates 1.5 into an int
+// field silently.
+func checkTypes(raw map[string]yaml.Node, v any) error {
+	t := reflect.TypeOf(v).Elem()
+	fields := make(map[string]reflect.Type, t.NumField())
+	for i := range t.NumField() {
+		key, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
+		fields[key] = t.Field(i).Type
+	}
+	for _, k := range slices.Sorted(maps.Keys(raw)) {
+		ft, ok := fields[k]
+		if !ok {
+			continue
+		}
+		n := raw[k]
+		bad := n.Decode(reflect.New(ft).Interface()) != nil ||
+			ft.Kind() == reflect.Int && n.ShortTag() == "!!float"
+		if !bad {
+			continue
+		}
+		want := map[reflect.Kind]string{reflect.Int: "a whole number", reflect.Bool: "true or false", reflect.String: "a string", reflect.Slice: "a list of strings"}[ft.Kind()]
+		return fmt.Errorf("invalid `%s` %s: must be %s", k, yamlValue(n), want)
+	}
+	return nil
+}
+
+// yamlValue returns a value as it appears in the YAML, on one line.
+func yamlValue(n yaml.Node) string {
+	if n.Kind == yaml.ScalarNode {
+		if n.ShortTag() == "!!str" {
+			return strconv.Quote(n.Value)
+		}
+		return n.Value
+	}
+	n.Style = yaml.FlowStyle
+	b, err := yaml.Marshal(&n)
+	if err != nil {
+		return "(unprintable)"
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// yamlError flattens yaml.v3's type errors onto one line.
 func yamlError(err error) error {
 	var te *yaml.TypeError
 	if errors.As(err, &te) {
