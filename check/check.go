@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -198,7 +199,7 @@ func (c *Check) Run(s Sender) error {
 		c.warnings = append(c.warnings, errors.New(w))
 	}
 	if c.capture == nil && c.startErr == nil {
-		c.start()
+		c.startLocked()
 	}
 	if c.startErr != nil {
 		s.ServiceCheck(ServiceCheckName, servicecheck.ServiceCheckCritical, c.Hostname, c.baseTags, c.startErr.Error())
@@ -220,9 +221,24 @@ func (c *Check) Run(s Sender) error {
 	return nil
 }
 
-// start opens and starts the capture; failures that retrying cannot fix
-// are kept in startErr.
-func (c *Check) start() {
+// Start starts the capture now instead of on the first Run, so that the
+// first Run covers a whole interval. It returns the error that keeps the
+// capture from ever starting, if any; Run reports it too.
+func (c *Check) Start() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cfg == nil {
+		return fmt.Errorf("start %s: the check is not configured", Name)
+	}
+	if c.capture == nil && c.startErr == nil {
+		c.startLocked()
+	}
+	return c.startErr
+}
+
+// startLocked opens and starts the capture; failures that retrying cannot
+// fix are kept in startErr. c.mu is held.
+func (c *Check) startLocked() {
 	newCapture := c.NewCapture
 	if newCapture == nil {
 		newCapture = func(cfg capture.LiveConfig) (Capture, error) { return capture.NewLive(cfg) }
@@ -315,7 +331,9 @@ func (c *Check) status(h capture.Health) (servicecheck.ServiceCheckStatus, strin
 		}
 		warns = append(warns, fmt.Sprintf("the kernel dropped %.0f packets in the last interval because the capture ring was full: raise `ring_size` (now %d bytes) or narrow `ips`/`hosts`", d, ring))
 	}
-	if len(h.Unresolved) > 0 {
+	if len(h.Unresolved) > 0 && !slices.ContainsFunc(h.Warnings, func(w string) bool { return strings.HasPrefix(w, "resolve host") }) {
+		// The resolver's own warnings name each host and its cause;
+		// this covers hosts not yet tried.
 		warns = append(warns, fmt.Sprintf("hosts do not resolve: %s: their traffic is not timed until they do", strings.Join(h.Unresolved, ", ")))
 	}
 	if h.LastError != nil && h.LastErrorTime.After(c.prevRun) && h.State == capture.StateCapturing {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strconv"
@@ -79,12 +80,13 @@ var (
 	initKeys = []string{
 		"snaplen", "idle_ttl", "exp_ttl", "expired_ttl", "max_flows", "runtime_metrics",
 		"statsd_ip", "statsd_port", "log_to_file", "log_level", "log_file",
-		"service",
+		// Read by the Agent itself.
+		"service", "min_collection_interval",
 	}
 	instanceKeys = []string{
 		"interface", "ips", "hosts", "tags", "local_ips", "methods", "min_collection_interval", "ring_size", "netns",
 		// Common to every Agent check instance.
-		"service", "empty_default_hostname", "disable_generic_tags", "metric_patterns",
+		"service", "empty_default_hostname", "disable_generic_tags", "metric_patterns", "no_index",
 	}
 	// daemonKeys are go-metro daemon settings that the Agent ignores.
 	daemonKeys = []string{"statsd_ip", "statsd_port", "log_to_file", "log_level", "log_file"}
@@ -312,6 +314,9 @@ func (c *Config) validate() error {
 	}
 	if len(ic.Methods) > 0 && methods == 0 {
 		return errors.New("invalid `methods`: list at least one of timestamp, seqack, handshake")
+	}
+	if ic.Netns != "" && !filepath.IsAbs(ic.Netns) {
+		return fmt.Errorf("invalid `netns` %q: must be an absolute path such as /run/netns/NAME or /proc/PID/ns/net", ic.Netns)
 	}
 	for _, s := range ic.LocalIPs {
 		if _, _, err := capture.ParseAddrOrPrefix(s); err != nil {
