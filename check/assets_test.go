@@ -41,13 +41,14 @@ const (
 // runtime metrics. TestAssetRuntimeMetricsWired fails when the check
 // package grows a RuntimeMetrics function while this is false, so that the
 // runtime metrics cannot be emitted without their metadata.csv rows.
-const assetRuntimeMetricsWired = false
+const assetRuntimeMetricsWired = true
 
-// assetWantMetrics returns every metric the code can emit, with its type.
-// When check.RuntimeMetrics exists, merge its map here, add its rows to
-// metadata.csv and set assetRuntimeMetricsWired.
+// assetWantMetrics returns every metric the code can emit, with its type:
+// check.Metrics and check.RuntimeMetrics.
 func assetWantMetrics() map[string]string {
-	return check.Metrics()
+	m := check.Metrics()
+	maps.Copy(m, check.RuntimeMetrics())
+	return m
 }
 
 // assetMetadataHeader is the header of integrations-core's metadata.csv.

@@ -47,9 +47,9 @@ const (
 	TypeCount = "count"
 )
 
-// Metrics lists every metric the check can emit with its type, for the
-// integration assets and their tests. Runtime metrics are listed by
-// RuntimeMetrics.
+// Metrics lists every capture metric the check can emit with its type, for
+// the integration assets and their tests. The runtime.go.* metrics, sent
+// when init_config has runtime_metrics: true, are listed by RuntimeMetrics.
 func Metrics() map[string]string {
 	return map[string]string{
 		MetricRTT: TypeGauge, MetricRTTAvg: TypeGauge, MetricRTTJitter: TypeGauge,
@@ -106,7 +106,8 @@ type Check struct {
 	prevRun   time.Time
 	warnings  []error
 	peerBuf   []capture.PeerStats
-	lastError string // for logging repeated failures at Debug
+	lastError string           // for logging repeated failures at Debug
+	rt        RuntimeCollector // runtime.go.* metrics (init_config runtime_metrics)
 }
 
 // Configure parses and validates the instance and init_config YAML.
@@ -200,6 +201,10 @@ func (c *Check) Run(s Sender) error {
 	}
 	if c.capture == nil && c.startErr == nil {
 		c.startLocked()
+	}
+	if c.cfg.Init.RuntimeMetrics {
+		// Process-wide: without the iface tag, baseTags[0].
+		c.rt.Submit(s, c.Hostname, c.baseTags[1:])
 	}
 	if c.startErr != nil {
 		s.ServiceCheck(ServiceCheckName, servicecheck.ServiceCheckCritical, c.Hostname, c.baseTags, c.startErr.Error())
