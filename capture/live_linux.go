@@ -268,7 +268,7 @@ func (l *Live) captureLoop(ctx context.Context) {
 // notices Stop and runs housekeeping while no packets arrive.
 const pollTimeout = 100 * time.Millisecond
 
-// housekeepEvery is how often, in capture time, the capture goroutine
+// housekeepEvery is how often the capture goroutine
 // reads the kernel counters, expires flows and checks for a new filter: a
 // Health snapshot's kernel counters are at most this old.
 const housekeepEvery = int64(250 * time.Millisecond)
@@ -299,18 +299,26 @@ func (l *Live) capture(ctx context.Context) (opened bool, err error) {
 	case l.refreshAddrs <- struct{}{}: // the interface may be new: re-read its addresses
 	default:
 	}
-	next := int64(0)
-	for {
+	// Housekeeping runs on the monotonic clock, looked at every
+	// housekeepCheck packets or on a poll timeout, so that a step of the
+	// wall clock (which stamps packets) cannot stall it.
+	next := time.Now().Add(time.Duration(housekeepEvery))
+	unfiltered := true // packets from before the filter may still be in the ring
+	for n := uint(0); ; n++ {
 		data, ci, err := tp.ZeroCopyReadPacketData()
-		var now int64
+		timeout := false
 		switch err {
 		case nil:
-			now = ci.Timestamp.UnixNano()
-			if now >= attached {
-				l.engine.ProcessNano(link, data, ci.Length, now)
+			t := ci.Timestamp.UnixNano()
+			if unfiltered {
+				if t < attached {
+					continue
+				}
+				unfiltered = false
 			}
+			l.engine.ProcessNano(link, data, ci.Length, t)
 		case afpacket.ErrTimeout:
-			now = time.Now().UnixNano()
+			timeout = true
 		default:
 			if errors.Is(err, afpacket.ErrPoll) {
 				err = errors.New("the socket reported an error: the interface went down or was removed")
@@ -320,12 +328,16 @@ func (l *Live) capture(ctx context.Context) (opened bool, err error) {
 		if l.stopping.Load() {
 			return true, ErrCaptureStopped
 		}
-		if now < next {
+		if !timeout && n%housekeepCheck != 0 {
 			continue
 		}
-		next = now + housekeepEvery
+		now := time.Now()
+		if now.Before(next) {
+			continue
+		}
+		next = now.Add(time.Duration(housekeepEvery))
 		l.readStats(tp)
-		l.engine.Expire(time.Unix(0, max(now, l.engine.now)))
+		l.engine.Expire(time.Unix(0, max(now.UnixNano(), l.engine.now)))
 		if g := l.filterGen.Load(); g != gen {
 			gen = g
 			if err := l.setFilter(tp, filterLink); err != nil {
@@ -335,8 +347,11 @@ func (l *Live) capture(ctx context.Context) (opened bool, err error) {
 	}
 }
 
-// readStats adds the kernel's counters (which it resets on each read) to
-// the totals.
+// housekeepCheck is how many packets go by between looks at the clock.
+const housekeepCheck = 64
+
+// readStats publishes the socket's kernel counters (gopacket accumulates
+// them across reads) plus those of the sockets closed before it.
 func (l *Live) readStats(tp *afpacket.TPacket) {
 	_, v3, err := tp.SocketStats()
 	if err != nil {
