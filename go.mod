@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/DataDog/datadog-agent/pkg/metrics v0.85.1
+	github.com/DataDog/datadog-go/v5 v5.9.1
 	github.com/DataDog/sketches-go v1.4.8
 	github.com/google/go-cmp v0.7.0
 	github.com/gopacket/gopacket v1.7.7
@@ -16,6 +17,7 @@ require (
 require (
 	github.com/DataDog/datadog-agent/comp/core/tagger/origindetection v0.85.1 // indirect
 	github.com/DataDog/datadog-agent/pkg/tagger/types v0.85.1 // indirect
+	github.com/Microsoft/go-winio v0.6.2 // indirect
 	github.com/kr/text v0.2.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 )

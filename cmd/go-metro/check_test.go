@@ -183,7 +183,7 @@ func TestCheckConfigErrors(t *testing.T) {
 		{
 			name: "wrong type",
 			conf: "instances:\n  - interface: eth0\n    min_collection_interval: soon\n",
-			want: []string{"conf.yaml: instances[0] (line 2): ", "`soon`"},
+			want: []string{"conf.yaml: instances[0] (line 2): ", "invalid `min_collection_interval` \"soon\": must be a whole number"},
 		},
 		{
 			name: "no instances",

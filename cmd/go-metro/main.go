@@ -5,6 +5,7 @@
 //
 //	go-metro replay [--local ADDR|CIDR]... [--json] FILE...
 //	go-metro check [-c FILE] [--interface IF] [--runs N] [--interval D] [--json]
+//	go-metro run -c FILE
 package main
 
 import (
@@ -21,6 +22,8 @@ Usage:
         RTT per peer from pcap or pcapng files
   go-metro check [-c FILE] [--interface IF] [--runs N] [--interval D] [--json]
         run the go_metro Agent check on live traffic and print what it submits
+  go-metro run -c FILE
+        run the check as a daemon that sends to DogStatsD, beside the Agent
   go-metro help
 `
 
@@ -43,6 +46,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = replay(args[1:], stdout, stderr)
 	case "check":
 		err = checkCmd(args[1:], stdout, stderr)
+	case "run":
+		err = runCmd(args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
