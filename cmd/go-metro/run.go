@@ -369,12 +369,17 @@ func (g *generation) runtime(ctx context.Context, interval time.Duration) {
 	}
 }
 
-// stop stops the schedules, then the captures, then flushes what is
-// pending to DogStatsD and closes the client.
+// stop stops the schedules, runs each check one last time so that the
+// partial interval is sent, stops the captures, then flushes to DogStatsD
+// and closes the client.
 func (g *generation) stop() {
 	g.cancel()
 	g.wg.Wait()
 	for _, in := range g.cfg.instances {
+		// One last run sends what was captured since the previous one,
+		// so that a stop or a reload loses no partial interval.
+		err := in.chk.Run(g.cfg.sender)
+		g.log.Debug("instance ran before stopping", "instance", in.name, "error", err)
 		in.chk.Cancel()
 	}
 	g.cfg.sender.Close()

@@ -1007,3 +1007,25 @@ func TestRunLive(t *testing.T) {
 		t.Logf("log:\n%s", stderr.String())
 	}
 }
+
+// TestRunFinalRun checks that stopping runs each check one last time, so
+// that what was captured since the last scheduled run is sent.
+func TestRunFinalRun(t *testing.T) {
+	clearDDEnv(t)
+	l, port := listenUDP(t)
+	path := writeFile(t, "go-metro.yaml", daemonConf(port, `  - interface: eth0
+    min_collection_interval: 600
+`))
+	td := startDaemon(t, path, nil)
+	const rtt = "system.net.tcp.rtt:2|g|#src:192.0.2.1,dst:192.0.2.2,iface:eth0"
+	sent := func(lines []string) bool { return slices.Contains(lines, rtt) }
+	l.collect(t, 5*time.Second, sent) // the run at start
+	td.sigs <- syscall.SIGTERM
+	if err := td.wait(t); err != nil {
+		t.Fatal(err)
+	}
+	// The 600 s schedule never fired: this one comes from the stop.
+	if lines := l.collect(t, 5*time.Second, sent); !sent(lines) {
+		t.Error("no RTT sent when stopping: the partial interval was lost")
+	}
+}

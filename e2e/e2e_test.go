@@ -1,0 +1,463 @@
+package e2e
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"math"
+	"net"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/go-metro/go-metro/check"
+	"github.com/go-metro/go-metro/internal/testbed"
+)
+
+// delay is the one-way delay of the delay line, each way.
+const delay = 5 * time.Millisecond
+
+// The traffic: requests (and as many responses) in all, on two
+// connections, and bulk transfers of 2 MiB, each on its own connection.
+const (
+	requests      = 200
+	bulkTransfers = 3
+)
+
+// The addresses of the delay line's client and server (testbed.Pair).
+const (
+	clientAddr = "192.0.2.1"
+	serverAddr = "192.0.2.2"
+)
+
+// daemonConfig is a go-metro run configuration for one instance on the
+// client side of the delay line, run every second; statsd holds the
+// init_config keys that choose DogStatsD, if any.
+func daemonConfig(statsd, netns string) string {
+	return fmt.Sprintf(`init_config:
+%s  log_level: debug
+instances:
+  - interface: tap0
+    netns: %s
+    min_collection_interval: 1
+    tags:
+      - env:e2e
+`, statsd, netns)
+}
+
+// run is a daemon and the DogStatsD server it reports to.
+type run struct {
+	transport string
+	server    *dogstatsd
+	daemon    *daemon
+}
+
+// TestDaemonToDogStatsD runs `go-metro run` as a child process against a
+// real DogStatsD server, statsd_exporter, twice at once: over UDP, with the
+// address in init_config, and over a unixgram socket, with the address in
+// DD_DOGSTATSD_URL. Both capture on the client side of a 5 ms + 5 ms delay
+// line while request/response and bulk traffic crosses it. After SIGTERM,
+// it checks what reached each server: the RTT metrics, the telemetry, the
+// runtime metrics and the service check, with their names, tags and
+// plausible values, and that every metric the daemon logged as sent
+// arrived.
+func TestDaemonToDogStatsD(t *testing.T) {
+	testbed.RequireRoot(t)
+	start := time.Now()
+	bin := buildGoMetro(t)
+	dl := testbed.NewDelayLine(t, testbed.DelayLineConfig{
+		ClientToServer: testbed.Impairment{Delay: delay},
+		ServerToClient: testbed.Impairment{Delay: delay},
+	})
+	path := dl.Path4()
+	ping := testbed.Ping(t, dl.Client, path.Dst, 20)
+	t.Logf("ping %v across the delay line", ping)
+	if d := ping - 2*delay; d < 0 || d > time.Millisecond {
+		t.Fatalf("ping %v across the delay line, want within 1 ms above %v: the test bed is off", ping, 2*delay)
+	}
+
+	udp := startDogStatsD(t, "udp")
+	uds := startDogStatsD(t, "unixgram")
+	netns := dl.Client.Path()
+	host, port, err := net.SplitHostPort(udp.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runs := []run{
+		{"udp", udp, startDaemon(t, "go-metro (udp)", bin,
+			daemonConfig(fmt.Sprintf("  statsd_ip: %s\n  statsd_port: %s\n", host, port), netns))},
+		{"unixgram", uds, startDaemon(t, "go-metro (unixgram)", bin,
+			daemonConfig("", netns), "DD_DOGSTATSD_URL=unixgram://"+uds.addr)},
+	}
+
+	// The first run of each daemon starts its capture and reports it.
+	for _, r := range runs {
+		scs := r.server.waitServiceChecks(waitCtx(t, 10*time.Second), t, check.ServiceCheckName, 1)
+		r.daemon.running(t)
+		t.Logf("%s: first service check %v after %v", r.transport, scs[0], time.Since(r.daemon.started).Round(time.Millisecond))
+	}
+	framesBefore := tap0Frames(dl)
+
+	// About 4 s of traffic. First, requests and responses every 10 ms on
+	// one connection while 2 MiB bulk transfers run on three others; then
+	// requests and responses alone, on a new connection, for 2 s, so that
+	// the last intervals, whose gauges the exporter keeps, have no bulk
+	// transfer: its queue at the delay line adds to the RTT, which ping
+	// does not see.
+	trafficStart := time.Now()
+	ctx := waitCtx(t, 30*time.Second)
+	rr := testbed.RequestResponseConfig{Count: requests / 2, Gap: 10 * time.Millisecond}
+	var (
+		wg             sync.WaitGroup
+		rrErr, bulkErr error
+	)
+	wg.Go(func() { rrErr = testbed.RequestResponse(ctx, path, rr) })
+	wg.Go(func() {
+		for i := range bulkTransfers {
+			if i > 0 {
+				time.Sleep(300 * time.Millisecond)
+			}
+			if bulkErr = testbed.Bulk(ctx, path, 2<<20); bulkErr != nil {
+				return
+			}
+		}
+	})
+	wg.Wait()
+	if err := errors.Join(rrErr, bulkErr); err != nil {
+		t.Fatalf("traffic: %v", err)
+	}
+	if err := testbed.RequestResponse(ctx, path, rr); err != nil {
+		t.Fatalf("traffic: %v", err)
+	}
+	t.Logf("traffic for %v", time.Since(trafficStart).Round(time.Millisecond))
+
+	// Two more runs of each daemon report everything the traffic left in
+	// the capture, the kernel's last ring block included.
+	for _, r := range runs {
+		n := len(r.server.serviceChecks(t))
+		r.server.waitServiceChecks(waitCtx(t, 5*time.Second), t, check.ServiceCheckName, n+2)
+	}
+	frames := tap0Frames(dl) - framesBefore
+
+	for _, r := range runs {
+		took, code := r.daemon.terminate(t, 5*time.Second)
+		t.Logf("%s: exit status %d %v after SIGTERM", r.transport, code, took.Round(time.Millisecond))
+		if code != 0 {
+			t.Errorf("%s: exit status %d after SIGTERM, want 0", r.transport, code)
+		}
+		if took > 2*time.Second {
+			t.Errorf("%s: exited %v after SIGTERM, want within 2 s", r.transport, took)
+		}
+		if !strings.Contains(r.daemon.log.String(), "msg=stopped") {
+			t.Errorf("%s: the log has no msg=stopped", r.transport)
+		}
+		r.server.sync(t)
+	}
+
+	for _, r := range runs {
+		t.Run(r.transport, func(t *testing.T) {
+			fams := r.server.gather(t)
+			lines := received(t, r.server)
+			t.Run("flushed", func(t *testing.T) { checkFlushed(t, r.daemon, lines) })
+			t.Run("rtt", func(t *testing.T) { checkRTT(t, fams, lines, ping) })
+			t.Run("telemetry", func(t *testing.T) { checkTelemetry(t, fams, lines, frames) })
+			t.Run("runtime", func(t *testing.T) { checkRuntime(t, fams, r.daemon) })
+			t.Run("service-check", func(t *testing.T) { checkServiceCheck(t, fams, r.server) })
+		})
+	}
+	t.Logf("test took %v", time.Since(start).Round(time.Millisecond))
+}
+
+// tap0Frames counts the frames that crossed tap0 in the client namespace:
+// those the client sent, and those written to it from the server.
+func tap0Frames(dl *testbed.DelayLine) uint64 {
+	c2s, s2c := dl.Stats()
+	return c2s.Received + s2c.Forwarded
+}
+
+// received returns the DogStatsD lines a server received, parsed, less
+// datadog-go's own telemetry and the test's barrier.
+func received(tb testing.TB, s *dogstatsd) []dsdLine {
+	tb.Helper()
+	var out []dsdLine
+	for _, rl := range s.parser.received() {
+		l := mustParseLine(tb, rl.text)
+		if strings.HasPrefix(l.name, "datadog.dogstatsd.client.") || l.name == barrierMetric {
+			continue
+		}
+		if l.typ != "_sc" && rl.events != 1 {
+			tb.Errorf("statsd_exporter made %d events of %q, want 1", rl.events, rl.text)
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
+// checkFlushed checks that every metric and service check the daemon logged
+// as sent reached the server, those of its last run before SIGTERM
+// included, and nothing else.
+func checkFlushed(t *testing.T, d *daemon, lines []dsdLine) {
+	got := map[string]int{}
+	for _, l := range lines {
+		if l.typ == "_sc" {
+			got["_sc|"+l.name]++
+		} else {
+			got[l.name]++
+		}
+	}
+	want := d.submitted()
+	if len(want) == 0 {
+		t.Fatal("the daemon logged no metric")
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("lines received by name, against those logged as sent (-logged +received):\n%s", diff)
+	}
+}
+
+// checkRTT checks the RTT metrics of the one peer.
+func checkRTT(t *testing.T, fams map[string]family, lines []dsdLine, ping time.Duration) {
+	labels := map[string]string{"src": clientAddr, "dst": serverAddr, "iface": "tap0", "env": "e2e"}
+	v := map[string]float64{}
+	for name, typ := range check.Metrics() {
+		if strings.HasPrefix(name, "system.net.tcp.rtt") {
+			v[name] = only(t, fams, name, typ, labels)
+		}
+	}
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	p, tol := ms(ping), ms(max(500*time.Microsecond, ping*3/100))
+	t.Logf("ping %.3f ms; last interval: rtt %.3f avg %.3f jitter %.3f min %.3f p50 %.3f p95 %.3f p99 %.3f max %.3f ms; samples %v",
+		p, v[check.MetricRTT], v[check.MetricRTTAvg], v[check.MetricRTTJitter], v[check.MetricRTTMin],
+		v[check.MetricRTTP50], v[check.MetricRTTP95], v[check.MetricRTTP99], v[check.MetricRTTMax], v[check.MetricRTTSamples])
+
+	if d := v[check.MetricRTTP50] - p; math.Abs(d) > tol {
+		t.Errorf("%s %.3f ms, want within max(0.5 ms, 3 %%) = %.3f ms of ping %.3f ms", check.MetricRTTP50, v[check.MetricRTTP50], tol, p)
+	}
+	order := []string{check.MetricRTTMin, check.MetricRTTP50, check.MetricRTTP95, check.MetricRTTP99, check.MetricRTTMax}
+	for i := 1; i < len(order); i++ {
+		if v[order[i]] < v[order[i-1]] {
+			t.Errorf("%s %.3f ms < %s %.3f ms", order[i], v[order[i]], order[i-1], v[order[i-1]])
+		}
+	}
+	if last := v[check.MetricRTT]; last < v[check.MetricRTTMin] || last > v[check.MetricRTTMax] {
+		t.Errorf("%s %.3f ms outside [min, max] of its interval", check.MetricRTT, last)
+	}
+	if j := v[check.MetricRTTJitter]; j < 0 || j > v[check.MetricRTTAvg] {
+		t.Errorf("%s %.3f ms, want between 0 and %s", check.MetricRTTJitter, j, check.MetricRTTAvg)
+	}
+
+	// The counter adds up the count of every interval. No RTT of any
+	// interval is below the path's: queues add to it, nothing takes away.
+	var sum float64
+	var p50s []string
+	for _, l := range lines {
+		switch l.name {
+		case check.MetricRTTSamples:
+			sum += l.value
+		case check.MetricRTTJitter:
+		case check.MetricRTTP50:
+			p50s = append(p50s, fmt.Sprintf("%.2f", l.value))
+			fallthrough
+		default:
+			if strings.HasPrefix(l.name, "system.net.tcp.rtt") && l.value < p-tol {
+				t.Errorf("%q: below ping %.3f ms - %.3f ms", l, p, tol)
+			}
+		}
+	}
+	t.Logf("p50 of each interval (ms): %s", strings.Join(p50s, " "))
+	if got := v[check.MetricRTTSamples]; got != sum {
+		t.Errorf("%s %v, want %v, the sum of the counts sent", check.MetricRTTSamples, got, sum)
+	}
+	// Every request and response gives a sample at least.
+	if got := v[check.MetricRTTSamples]; got < float64(requests) {
+		t.Errorf("%s %v, want at least %d", check.MetricRTTSamples, got, requests)
+	}
+}
+
+// checkTelemetry checks the capture telemetry against the frames that
+// crossed the captured interface.
+func checkTelemetry(t *testing.T, fams map[string]family, lines []dsdLine, frames uint64) {
+	labels := map[string]string{"iface": "tap0", "env": "e2e"}
+	v := map[string]float64{}
+	for name, typ := range check.Metrics() {
+		if !strings.HasPrefix(name, "system.net.tcp.rtt") {
+			v[name] = only(t, fams, name, typ, labels)
+		}
+	}
+	t.Logf("telemetry %v; %d frames crossed tap0", v, frames)
+	var sum float64
+	for _, l := range lines {
+		if l.name == check.MetricPacketsReceived {
+			sum += l.value
+		}
+	}
+	got := v[check.MetricPacketsReceived]
+	if got != sum {
+		t.Errorf("%s %v, want %v, the sum of the counts sent", check.MetricPacketsReceived, got, sum)
+	}
+	// The kernel passes the TCP frames only; a few others (IPv6 multicast
+	// listener reports) may cross the interface too.
+	if got > float64(frames) || got < float64(frames)*0.99 {
+		t.Errorf("%s %v, want the %d frames that crossed tap0 (1 %% less for non-TCP frames)", check.MetricPacketsReceived, got, frames)
+	}
+	for _, name := range []string{check.MetricPacketsDropped, check.MetricDecodeErrors, check.MetricSamplesDiscarded, check.MetricFlowsEvicted} {
+		if v[name] != 0 {
+			t.Errorf("%s %v, want 0", name, v[name])
+		}
+	}
+	// Every connection of the traffic, closed by now; the flow table
+	// keeps closed flows for a while.
+	if a, conns := v[check.MetricFlowsActive], 2+bulkTransfers; a < 0 || a > float64(conns) {
+		t.Errorf("%s %v, want between 0 and %d", check.MetricFlowsActive, a, conns)
+	}
+}
+
+// checkRuntime checks that every runtime metric arrived, with the instance's
+// tags, and that the values of the last run are plausible and consistent.
+func checkRuntime(t *testing.T, fams map[string]family, d *daemon) {
+	labels := map[string]string{"env": "e2e"}
+	want := check.RuntimeMetrics()
+	listed := map[string]bool{}
+	for name := range want {
+		listed[escapeName(name)] = true
+	}
+	var extra []string
+	for name := range fams {
+		if strings.HasPrefix(name, "runtime_go_") && !listed[name] {
+			extra = append(extra, name)
+		}
+	}
+	if len(extra) > 0 {
+		slices.Sort(extra)
+		t.Errorf("runtime metrics that check.RuntimeMetrics does not list: %v", extra)
+	}
+	v := map[string]float64{}
+	for name, typ := range want {
+		v[strings.TrimPrefix(name, "runtime.go.")] = only(t, fams, name, typ, labels)
+	}
+	if t.Failed() {
+		return
+	}
+	t.Logf("runtime: %v", v)
+	type rule struct {
+		what string
+		ok   bool
+	}
+	sumOf := func(names ...string) float64 {
+		var s float64
+		for _, n := range names {
+			s += v[n]
+		}
+		return s
+	}
+	start, stop := float64(d.started.UnixNano()), float64(d.exited.UnixNano())
+	lastGC, pauseMax := v["mem_stats.last_gc"], v["gc_stats.pause_quantiles.max"]
+	rules := []rule{
+		{"num_cpu == runtime.NumCPU()", v["num_cpu"] == float64(runtime.NumCPU())},
+		{"num_goroutine > 0", v["num_goroutine"] > 0},
+		{"num_cgo_call >= 0", v["num_cgo_call"] >= 0},
+		{"lookups == 0", v["mem_stats.lookups"] == 0},
+		{"heap_alloc > 0", v["mem_stats.heap_alloc"] > 0},
+		{"alloc == heap_alloc", v["mem_stats.alloc"] == v["mem_stats.heap_alloc"]},
+		{"total_alloc >= heap_alloc", v["mem_stats.total_alloc"] >= v["mem_stats.heap_alloc"]},
+		{"heap_objects > 0", v["mem_stats.heap_objects"] > 0},
+		{"heap_objects == mallocs - frees", v["mem_stats.heap_objects"] == v["mem_stats.mallocs"]-v["mem_stats.frees"]},
+		{"heap_inuse >= heap_alloc", v["mem_stats.heap_inuse"] >= v["mem_stats.heap_alloc"]},
+		{"heap_sys == heap_inuse + heap_idle", v["mem_stats.heap_sys"] == v["mem_stats.heap_inuse"]+v["mem_stats.heap_idle"]},
+		{"heap_idle >= heap_released", v["mem_stats.heap_idle"] >= v["mem_stats.heap_released"]},
+		{"stack_inuse > 0", v["mem_stats.stack_inuse"] > 0},
+		{"stack_sys >= stack_inuse", v["mem_stats.stack_sys"] >= v["mem_stats.stack_inuse"]},
+		{"m_span_sys >= m_span_inuse > 0", v["mem_stats.m_span_sys"] >= v["mem_stats.m_span_inuse"] && v["mem_stats.m_span_inuse"] > 0},
+		{"m_cache_sys >= m_cache_inuse > 0", v["mem_stats.m_cache_sys"] >= v["mem_stats.m_cache_inuse"] && v["mem_stats.m_cache_inuse"] > 0},
+		{"sys == heap_sys + stack_sys + m_span_sys + m_cache_sys + buck_hash_sys + gc_sys + other_sys",
+			v["mem_stats.sys"] == sumOf("mem_stats.heap_sys", "mem_stats.stack_sys", "mem_stats.m_span_sys", "mem_stats.m_cache_sys",
+				"mem_stats.buck_hash_sys", "mem_stats.gc_sys", "mem_stats.other_sys")},
+		{"next_gc > 0", v["mem_stats.next_gc"] > 0},
+		{"num_gc >= num_forced_gc >= 0", v["mem_stats.num_gc"] >= v["mem_stats.num_forced_gc"] && v["mem_stats.num_forced_gc"] >= 0},
+		{"0 <= gc_cpu_fraction < 1", v["mem_stats.gc_cpu_fraction"] >= 0 && v["mem_stats.gc_cpu_fraction"] < 1},
+		// From one debug.ReadGCStats: no GC yet, or one while the daemon ran.
+		{"last_gc == 0 or within the daemon's life", lastGC == 0 || lastGC >= start && lastGC <= stop},
+		{"pause_quantiles: min <= 25p <= 50p <= 75p <= max",
+			v["gc_stats.pause_quantiles.min"] <= v["gc_stats.pause_quantiles.25p"] &&
+				v["gc_stats.pause_quantiles.25p"] <= v["gc_stats.pause_quantiles.50p"] &&
+				v["gc_stats.pause_quantiles.50p"] <= v["gc_stats.pause_quantiles.75p"] &&
+				v["gc_stats.pause_quantiles.75p"] <= pauseMax},
+		{"before the first GC, no pause; after, 0 < pause max <= pause_total_ns",
+			lastGC == 0 && pauseMax == 0 && v["mem_stats.pause_total_ns"] == 0 ||
+				lastGC > 0 && pauseMax > 0 && pauseMax <= v["mem_stats.pause_total_ns"]},
+	}
+	for _, r := range rules {
+		if !r.ok {
+			t.Errorf("runtime metrics: want %s", r.what)
+		}
+	}
+}
+
+// checkServiceCheck checks the service checks that arrived, and that
+// statsd_exporter made no metric of them.
+func checkServiceCheck(t *testing.T, fams map[string]family, s *dogstatsd) {
+	scs := s.serviceChecks(t)
+	if len(scs) == 0 {
+		t.Fatal("no service check arrived")
+	}
+	for i, sc := range scs {
+		if sc.name != check.ServiceCheckName {
+			t.Errorf("service check %q, want %s", sc, check.ServiceCheckName)
+		}
+		if diff := cmp.Diff([]string{"iface:tap0", "env:e2e"}, sc.tags); diff != "" {
+			t.Errorf("service check %q: tags (-want +got):\n%s", sc, diff)
+		}
+		// The first run may find the capture still starting (WARNING).
+		if sc.value != 0 && (i > 0 || sc.value != 1) {
+			t.Errorf("service check %q: status %v, want 0 (OK)", sc, sc.value)
+		}
+	}
+	for _, rl := range s.parser.received() {
+		if strings.HasPrefix(rl.text, "_sc|") && rl.events != 0 {
+			t.Errorf("statsd_exporter made %d events of %q, want none", rl.events, rl.text)
+		}
+	}
+	for name := range fams {
+		if strings.Contains(name, "can_capture") || strings.HasPrefix(name, "_sc") {
+			t.Errorf("statsd_exporter has a metric %s for the service check", name)
+		}
+	}
+	errs := fams["statsd_exporter_sample_errors_total"]
+	t.Logf("%d service checks, the last %q; statsd_exporter_sample_errors_total %v", len(scs), scs[len(scs)-1], errs.series)
+}
+
+// only returns the value of the one series of the DogStatsD metric name,
+// after checking its type (check.TypeGauge or check.TypeCount) and labels.
+func only(t *testing.T, fams map[string]family, name, typ string, labels map[string]string) float64 {
+	t.Helper()
+	prom := escapeName(name)
+	f, ok := fams[prom]
+	if !ok {
+		t.Errorf("%s (%s) did not arrive", name, prom)
+		return math.NaN()
+	}
+	wantType := dto.MetricType_GAUGE
+	if typ == check.TypeCount {
+		wantType = dto.MetricType_COUNTER
+	}
+	if f.typ != wantType {
+		t.Errorf("%s: type %v, want %v", prom, f.typ, wantType)
+	}
+	if len(f.series) != 1 {
+		t.Errorf("%s: %d series, want 1: %v", prom, len(f.series), f.series)
+		return math.NaN()
+	}
+	got := maps.Clone(f.series[0].labels)
+	// datadog-go adds the container of the daemon, when it runs in one,
+	// to every line (|c:), and statsd_exporter makes a label of it.
+	delete(got, "container_id")
+	if diff := cmp.Diff(labels, got); diff != "" {
+		t.Errorf("%s: labels (-want +got):\n%s", prom, diff)
+	}
+	return f.series[0].value
+}

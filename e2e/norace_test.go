@@ -1,0 +1,6 @@
+//go:build !race
+
+package e2e
+
+// raceEnabled says the test runs with the race detector.
+const raceEnabled = false
