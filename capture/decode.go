@@ -275,7 +275,11 @@ func decodeIPv4(b []byte, wire int, p *Packet) error {
 	}
 	p.Src = netip.AddrFrom4([4]byte(b[12:16]))
 	p.Dst = netip.AddrFrom4([4]byte(b[16:20]))
-	return decodeTCP(b[ihl:], total-ihl, p)
+	err := decodeTCP(b[ihl:], total-ihl, p)
+	if err == nil && wire > 0 && total > wire {
+		return ErrMalformed // the packet claims more bytes than the wire carried
+	}
+	return err
 }
 
 func decodeIPv6(b []byte, wire int, p *Packet) error {
@@ -290,6 +294,9 @@ func decodeIPv6(b []byte, wire int, p *Packet) error {
 		// Jumbogram or IPv6 BIG TCP: use the wire length.
 		plen = wire - 40
 	}
+	// The packet must not claim more bytes than the wire carried; checked
+	// once the headers decoded, so that a cut header reads as truncated.
+	lies := wire > 0 && 40+plen > wire
 	next := b[6]
 	src := [16]byte(b[8:24])
 	dst := [16]byte(b[24:40])
@@ -302,7 +309,11 @@ func decodeIPv6(b []byte, wire int, p *Packet) error {
 		case protoTCP:
 			p.Src = netip.AddrFrom16(src)
 			p.Dst = netip.AddrFrom16(dst)
-			return decodeTCP(b, plen, p)
+			err := decodeTCP(b, plen, p)
+			if err == nil && lies {
+				return ErrMalformed
+			}
+			return err
 		case 0, 43, 60, 135, 139, 140: // hop-by-hop, routing, destination, mobility, HIP, shim6
 			if len(b) < 2 {
 				return ErrTruncated

@@ -32,7 +32,8 @@ type Live struct {
 	cfg      LiveConfig
 	engine   *Engine
 	resolver *PeerResolver
-	extra    *LocalSet // cfg.Local
+	lookups  *guardedResolver // the resolver's Resolver
+	extra    *LocalSet        // cfg.Local
 
 	peers     atomic.Pointer[Peers]
 	filterGen atomic.Uint64 // bumped when the peers change
@@ -71,7 +72,8 @@ func NewLive(cfg LiveConfig) (*Live, error) {
 	if cfg.Resolver != nil {
 		res = cfg.Resolver
 	}
-	pr, err := NewPeerResolver(cfg.Peers, res)
+	lookups := &guardedResolver{r: res}
+	pr, err := NewPeerResolver(cfg.Peers, lookups)
 	if err != nil {
 		return nil, err
 	}
@@ -81,6 +83,7 @@ func NewLive(cfg LiveConfig) (*Live, error) {
 		cfg:          cfg,
 		engine:       NewEngine(ecfg),
 		resolver:     pr,
+		lookups:      lookups,
 		extra:        extra,
 		refreshAddrs: make(chan struct{}, 1),
 		warnings:     make(map[string]string),
@@ -210,11 +213,19 @@ func (l *Live) runRecovered(ctx context.Context, name string, fn func(context.Co
 			l.panics.Add(1)
 			buf := make([]byte, 4096)
 			buf = buf[:runtime.Stack(buf, false)]
-			l.fail(fmt.Errorf("capture on %s: %s goroutine panicked: %v (recovered; restarting it): %s", l.cfg.Interface, name, r, firstLines(buf, 12)))
-			if name == "capture" {
-				// The flow table may be half-updated: start it afresh.
-				l.engine.resetFlows()
+			err := fmt.Errorf("capture on %s: %s goroutine panicked: %v (recovered; restarting it): %s", l.cfg.Interface, name, r, firstLines(buf, 12))
+			if name != "capture" {
+				// The socket is still open and read: report the panic
+				// without the state of a failed capture, which only a
+				// reopen would clear.
+				l.mu.Lock()
+				l.lastErr, l.lastErrTime = err, time.Now()
+				l.mu.Unlock()
+				return
 			}
+			l.fail(err)
+			// The flow table may be half-updated: start it afresh.
+			l.engine.resetFlows()
 		}
 	}()
 	fn(ctx)
@@ -540,6 +551,9 @@ func (l *Live) resolveLoop(ctx context.Context) {
 	defer tick.Stop()
 	for {
 		peers, warnings := l.resolver.Resolve(ctx)
+		if p := l.lookups.takePanic(); p != "" {
+			panic(p) // here, where goSafe recovers it
+		}
 		if ctx.Err() != nil {
 			return
 		}
@@ -561,6 +575,43 @@ func (l *Live) resolveLoop(ctx context.Context) {
 		case <-tick.C:
 		}
 	}
+}
+
+// guardedResolver recovers a panic of a lookup. PeerResolver.Resolve runs
+// lookups on goroutines of its own, out of reach of goSafe, where a panic
+// would end the process: there the lookup fails instead, and resolveLoop
+// raises the panic again on its own goroutine, which goSafe recovers,
+// reports and restarts. Safe for concurrent use.
+type guardedResolver struct {
+	r Resolver
+
+	mu       sync.Mutex
+	panicked string // the first recovered panic since takePanic, with its stack
+}
+
+func (g *guardedResolver) LookupNetIP(ctx context.Context, network, host string) (addrs []netip.Addr, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			buf := make([]byte, 4096)
+			buf = buf[:runtime.Stack(buf, false)]
+			g.mu.Lock()
+			if g.panicked == "" {
+				g.panicked = fmt.Sprintf("lookup of %q: %v: %s", host, r, firstLines(buf, 12))
+			}
+			g.mu.Unlock()
+			addrs, err = nil, fmt.Errorf("lookup %s: the resolver panicked: %v", host, r)
+		}
+	}()
+	return g.r.LookupNetIP(ctx, network, host)
+}
+
+// takePanic returns the recovered panic and forgets it, or returns "".
+func (g *guardedResolver) takePanic() string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	p := g.panicked
+	g.panicked = ""
+	return p
 }
 
 // inNetns runs fn on a locked OS thread inside the network namespace at
