@@ -44,6 +44,7 @@ type Live struct {
 	panics                     atomic.Uint64
 
 	refreshAddrs chan struct{} // asks the address goroutine to re-read addresses
+	addrChanged  chan struct{} // the address watcher saw a change
 
 	runMu  sync.Mutex // serialises Start and Stop; guards cancel
 	cancel context.CancelFunc
@@ -86,6 +87,7 @@ func NewLive(cfg LiveConfig) (*Live, error) {
 		lookups:      lookups,
 		extra:        extra,
 		refreshAddrs: make(chan struct{}, 1),
+		addrChanged:  make(chan struct{}, 1),
 		warnings:     make(map[string]string),
 	}
 	l.peers.Store(pr.Static())
@@ -114,6 +116,7 @@ func (l *Live) Start() error {
 	l.cancel = cancel
 	l.goSafe(ctx, "capture", l.captureLoop)
 	l.goSafe(ctx, "addresses", l.addrLoop)
+	l.goSafe(ctx, "address watcher", l.watchAddrs)
 	if l.resolver.HasHosts() {
 		l.goSafe(ctx, "resolver", l.resolveLoop)
 	}
@@ -194,8 +197,14 @@ func (l *Live) goSafe(ctx context.Context, name string, fn func(context.Context)
 		defer l.wg.Done()
 		backoff := 100 * time.Millisecond
 		for ctx.Err() == nil {
+			start := time.Now()
 			if !l.runRecovered(ctx, name, fn) {
 				return // fn returned normally: ctx is done
+			}
+			if time.Since(start) > 2*l.cfg.MaxBackoff {
+				// It ran fine for a while before this panic: a fresh
+				// backoff, not the one of a panic loop.
+				backoff = 100 * time.Millisecond
 			}
 			if !sleepCtx(ctx, backoff) {
 				return
@@ -478,22 +487,6 @@ func (l *Live) setFilter(tp *afpacket.TPacket, fl FilterLink) error {
 // addrLoop keeps the local addresses current: on change notifications, on
 // a timer, and when the capture (re)opens.
 func (l *Live) addrLoop(ctx context.Context) {
-	changed := make(chan struct{}, 1)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		// The watch socket must be created in the capture's namespace.
-		_ = inNetns(l.cfg.Netns, func() error {
-			return WatchAddrs(ctx, func() {
-				select {
-				case changed <- struct{}{}:
-				default:
-				}
-			})
-		})
-	}()
-	defer wg.Wait()
 	tick := time.NewTicker(l.cfg.AddrRefresh)
 	defer tick.Stop()
 	for {
@@ -501,10 +494,27 @@ func (l *Live) addrLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-		case <-changed:
+		case <-l.addrChanged:
 		case <-l.refreshAddrs:
 		}
 		l.readAddrs()
+	}
+}
+
+// watchAddrs turns rtnetlink notifications into address refreshes until
+// ctx is done. A failure to watch leaves the periodic refresh.
+func (l *Live) watchAddrs(ctx context.Context) {
+	// The watch socket must be created in the capture's namespace.
+	err := inNetns(l.cfg.Netns, func() error {
+		return WatchAddrs(ctx, func() {
+			select {
+			case l.addrChanged <- struct{}{}:
+			default:
+			}
+		})
+	})
+	if err != nil && ctx.Err() == nil {
+		l.warn("watch", fmt.Sprintf("watch address changes of %s: %v: addresses are re-read every %v instead", l.cfg.Interface, err, l.cfg.AddrRefresh))
 	}
 }
 

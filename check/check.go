@@ -18,6 +18,9 @@ import (
 // Name is the check's name in the Agent and in conf.d.
 const Name = "go_metro"
 
+// errCancelled is what Run reports after Cancel.
+var errCancelled = errors.New("the check was cancelled: its capture is stopped")
+
 // Metric names. The RTT gauges are in milliseconds.
 const (
 	MetricRTT        = "system.net.tcp.rtt"        // last sample of the interval
@@ -170,11 +173,16 @@ func (c *Check) logger() *slog.Logger {
 	return c.Logger
 }
 
-// Cancel stops the capture and waits for its goroutines to exit.
+// Cancel stops the capture and waits for its goroutines to exit. A
+// cancelled check stays stopped: a Run after Cancel (a run the scheduler
+// had queued) reports the cancellation and starts nothing.
 func (c *Check) Cancel() {
 	c.mu.Lock()
 	cp := c.capture
 	c.capture = nil
+	if c.startErr == nil {
+		c.startErr = errCancelled
+	}
 	c.mu.Unlock()
 	if cp != nil {
 		cp.Stop()

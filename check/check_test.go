@@ -516,14 +516,11 @@ func TestStartsOnFirstRun(t *testing.T) {
 	}
 }
 
-// TestCancel checks that Cancel stops the capture once, and is harmless
-// before the first Run and when repeated.
+// TestCancel checks that Cancel stops the capture once, is harmless when
+// repeated, and that a cancelled check starts nothing again: a Run after
+// Cancel (one the scheduler had queued) reports the cancellation.
 func TestCancel(t *testing.T) {
 	c, fake := withFake(t, "interface: eth0", "", nil)
-	c.Cancel() // before Run: nothing to stop
-	if starts, stops := fake.counts(); starts != 0 || stops != 0 {
-		t.Fatalf("before Run: %d starts, %d stops, want none", starts, stops)
-	}
 	run(t, c, newRecorder())
 	c.Cancel()
 	c.Cancel()
@@ -532,6 +529,21 @@ func TestCancel(t *testing.T) {
 	}
 	if s := fake.Health().State; s != capture.StateStopped {
 		t.Errorf("capture state %v after Cancel, want stopped", s)
+	}
+	if err := c.Run(newRecorder()); err == nil || !strings.Contains(err.Error(), "cancelled") {
+		t.Errorf("Run after Cancel: %v, want the cancellation", err)
+	}
+	if starts, _ := fake.counts(); starts != 1 {
+		t.Errorf("Run after Cancel started the capture again (%d starts)", starts)
+	}
+
+	c2, fake2 := withFake(t, "interface: eth0", "", nil)
+	c2.Cancel() // before Run: nothing to stop, nothing to start later
+	if err := c2.Run(newRecorder()); err == nil {
+		t.Error("Run after Cancel succeeded")
+	}
+	if starts, stops := fake2.counts(); starts != 0 || stops != 0 {
+		t.Errorf("Cancel before Run: %d starts, %d stops, want none", starts, stops)
 	}
 }
 
