@@ -24,6 +24,9 @@ type Config struct {
 	ExpTTL time.Duration
 	// MaxFlows caps the flow table; 0 means DefaultMaxFlows. When it is
 	// full, the least recently seen flow (closed ones first) is evicted.
+	// It also caps the peers whose smoothed RTT is kept and the peers of
+	// one Drain interval: a sample of a new peer beyond either cap is
+	// discarded and counted in Stats.SamplesDiscarded.
 	MaxFlows int
 	// MaxRTT is the sanity bound: longer samples are discarded and
 	// counted; 0 means SanityMaxRTT.
@@ -51,7 +54,7 @@ type Stats struct {
 	FlowsExpired     uint64 // removed after idle_ttl or exp_ttl
 	FlowsEvicted     uint64 // removed because max_flows was reached
 	Samples          uint64 // valid samples
-	SamplesDiscarded uint64 // samples with negative RTT (capture time went backwards) or above MaxRTT
+	SamplesDiscarded uint64 // samples with negative RTT (capture time went backwards), above MaxRTT, or of a peer beyond MaxFlows
 	Peers            uint64 // peers whose smoothed RTT is being kept
 }
 
@@ -103,6 +106,7 @@ func NewEngine(cfg Config) *Engine {
 		maxFlows = DefaultMaxFlows
 	}
 	e.flows = newFlowTable(maxFlows)
+	e.agg.max = maxFlows
 	e.local.Store(cfg.Local)
 	e.emitFn = e.emit
 	return e
@@ -203,9 +207,12 @@ func (e *Engine) emit(rtt int64, m Method) {
 		e.discarded.Add(1)
 		return
 	}
-	e.samples.Add(1)
 	f := e.cur
-	e.agg.add(PeerKey{f.key.local.Addr(), f.key.remote.Addr()}, rtt, m, e.curTime)
+	if !e.agg.add(PeerKey{f.key.local.Addr(), f.key.remote.Addr()}, rtt, m, e.curTime) {
+		e.discarded.Add(1) // a new peer beyond MaxFlows
+		return
+	}
+	e.samples.Add(1)
 	if e.onSample != nil {
 		e.onSample(Sample{
 			Time:   time.Unix(0, e.curTime),

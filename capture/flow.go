@@ -16,14 +16,18 @@ const (
 	DefaultExpTTL = 60 * time.Second
 	// DefaultMaxFlows is the default cap on tracked flows (the max_flows
 	// setting). At FlowBytes each, the table then holds at most about
-	// 32 MiB.
+	// 48 MiB.
 	DefaultMaxFlows = 32768
 	// FlowBytes is the approximate memory one tracked flow takes, an
 	// upper bound: the flow struct (656 bytes on 64-bit platforms, with
 	// its MaxTimedSegments timed segments) in its allocation chunk, its
 	// map entry (a 64-byte key) and its free-list slot come to about
-	// 900-930 bytes of heap. TestFlowBytes keeps it honest.
-	FlowBytes = 1024
+	// 900-930 bytes of heap in a table just filled (TestFlowBytes), and
+	// to 1.35-1.41 KiB once a flood has evicted a few hundred times
+	// MaxFlows flows: deletions leave tombstones that make the Go map
+	// grow to about 4 times its fresh size before it levels off
+	// (golang/go#70886; TestFloodSYNChurn measures it).
+	FlowBytes = 1536
 )
 
 // flowKey identifies a flow from the local side: segments sent from local
@@ -35,6 +39,8 @@ type flowKey struct {
 // flow is one tracked TCP connection, seen from its local end. Flows sit in
 // one of two LRU lists (open, or closed after FIN or RST), most recently
 // seen first, so that expiry and eviction take them from the tail.
+// flowTable.get resets a reused flow field by field (all but rtt.segs):
+// a new field must be reset there too.
 type flow struct {
 	key        flowKey
 	prev, next *flow
@@ -101,27 +107,33 @@ func (t *flowTable) get(k flowKey, create bool) *flow {
 	if f := t.m[k]; f != nil || !create {
 		return f
 	}
+	var f *flow
 	if len(t.m) >= t.max {
-		victim := t.closed.tail
-		if victim == nil {
-			victim = t.open.tail
+		// Reuse the least recently seen flow, closed ones first.
+		f = t.closed.tail
+		if f == nil {
+			f = t.open.tail
 		}
-		t.release(victim)
+		t.unlink(f)
 		t.evicted.Add(1)
-	}
-	if len(t.free) == 0 {
-		chunk := make([]flow, flowChunk)
-		for i := range chunk {
-			t.free = append(t.free, &chunk[i])
+	} else {
+		if len(t.free) == 0 {
+			chunk := make([]flow, flowChunk)
+			for i := range chunk {
+				t.free = append(t.free, &chunk[i])
+			}
 		}
+		f = t.free[len(t.free)-1]
+		t.free = t.free[:len(t.free)-1]
 	}
-	f := t.free[len(t.free)-1]
-	t.free = t.free[:len(t.free)-1]
-	*f = flow{key: k}
+	// The counters go first: an atomic write waits for the writes before
+	// it, and those below go to cold memory in a flood of new flows.
+	t.created.Add(1)
+	t.active.Store(uint64(len(t.m) + 1))
+	f.key, f.prev, f.next, f.lastSeen, f.closed = k, nil, nil, 0, false
+	f.rtt.reset(false)
 	t.m[k] = f
 	t.open.pushFront(f)
-	t.created.Add(1)
-	t.active.Store(uint64(len(t.m)))
 	return f
 }
 
@@ -142,13 +154,19 @@ func (t *flowTable) touch(f *flow, now int64, closed bool) {
 	}
 }
 
-func (t *flowTable) release(f *flow) {
+// unlink removes f from its list and the map.
+func (t *flowTable) unlink(f *flow) {
 	if f.closed {
 		t.closed.remove(f)
 	} else {
 		t.open.remove(f)
 	}
 	delete(t.m, f.key)
+}
+
+// release removes f and puts it on the free list.
+func (t *flowTable) release(f *flow) {
+	t.unlink(f)
 	t.free = append(t.free, f)
 	t.active.Store(uint64(len(t.m)))
 }

@@ -595,6 +595,7 @@ func TestFuzzSeedCorpus(t *testing.T) {
 	}{
 		{"FuzzDecode", fuzzDecodeSeeds(t), func(s fuzzSeed) []byte { return marshalSeed(s.link, s.data) }},
 		{"FuzzEngine", fuzzEngineSeeds(t), func(s fuzzSeed) []byte { return marshalSeed(s.data) }},
+		{"FuzzOptions", fuzzOptionsSeeds(t), func(s fuzzSeed) []byte { return marshalSeed(s.data) }},
 	}
 	var readme strings.Builder
 	readme.WriteString(corpusReadmeHead)
@@ -669,23 +670,27 @@ func marshalSeed(vals ...any) []byte {
 
 const corpusReadmeHead = `# Fuzz seed corpus
 
-The files under FuzzDecode/ and FuzzEngine/ are seeds in the ` + "`go test fuzz v1`" + `
-format, which allows no comments: each file is named for what it holds,
-and this list says more. They are generated from the frames that the
-decoder tests craft (fuzzDecodeSeeds and fuzzEngineSeeds in
-capture/fuzz_test.go), which also pass them to f.Add; TestFuzzSeedCorpus
-keeps the files, this list and the code in step. After changing the seeds,
-run
+The files under FuzzDecode/, FuzzEngine/ and FuzzOptions/ are seeds in the
+` + "`go test fuzz v1`" + ` format, which allows no comments: each file is named for
+what it holds, and this list says more. They are generated from the
+frames that the decoder tests craft (fuzzDecodeSeeds and fuzzEngineSeeds
+in capture/fuzz_test.go, fuzzOptionsSeeds in capture/fuzz_options_test.go),
+which also pass them to f.Add; TestFuzzSeedCorpus keeps the files, this
+list and the code in step. After changing the seeds, run
 
     go test -run '^TestFuzzSeedCorpus$' ./capture/ -update-fuzz-corpus
 
 FuzzDecode takes a link type and a frame. FuzzEngine takes one stream: a
 config byte, then frames, each a link byte, a signed time delta in 100 µs
-units and a length (see the comment above fuzzTimeUnit).
+units and a length (see the comment above fuzzTimeUnit). FuzzOptions takes
+the bytes of a TCP option list, between the fixed header and the data
+offset. To run every target for a while, see scripts/fuzz.sh and
+docs/hardening.md.
 `
 
 const corpusReadmeTail = `
 When fuzzing finds a failing input, ` + "`go test`" + ` saves it here under a hex
-hash; add it to the seeds in fuzz_test.go under a name that says what it
-is, so that it stays a named regression test.
+hash; add it to the seeds in fuzz_test.go (fuzz_options_test.go for
+FuzzOptions) under a name that says what it is, so that it stays a named
+regression test.
 `

@@ -95,6 +95,11 @@ func seqGT(a, b uint32) bool  { return int32(a-b) > 0 }
 // and what is known of the exchange. It lives inside flow.
 type rttState struct {
 	segs [MaxTimedSegments]seg
+	rttVars
+}
+
+// rttVars is the part of rttState that reset clears.
+type rttVars struct {
 	nseg uint8
 
 	sndNxtOK   bool // sndNxt holds the end of the highest segment sent
@@ -112,6 +117,14 @@ type rttState struct {
 
 	sndNxt, prevAck, lastEcho uint32
 	rxLo, rxHi                uint32
+}
+
+// reset returns r to its zero state, with tsOut set as given. It leaves
+// the timed segments' array as it is: only segs[:nseg] is ever read, and
+// writing the whole array would touch 8 cold cache lines for every new
+// flow of a SYN flood.
+func (r *rttState) reset(tsOut bool) {
+	r.rttVars = rttVars{tsOut: tsOut}
 }
 
 const (
@@ -142,7 +155,7 @@ func (r *rttState) timeOutgoing(p *Packet, t int64, methods Methods) {
 			// A new connection on this 4-tuple, or the first SYN: start
 			// afresh. A retransmitted SYN only moves hsTime: the most
 			// recent SYN is the one timed.
-			*r = rttState{tsOut: p.HasTS}
+			r.reset(p.HasTS)
 		}
 		r.hs, r.hsSeq, r.hsTime = kind, p.Seq, t
 		if methods.Has(MethodHandshake) {
@@ -196,7 +209,15 @@ func (r *rttState) timeOutgoing(p *Packet, t int64, methods Methods) {
 		return // that TSval was already echoed and sampled
 	}
 	if int(r.nseg) == len(r.segs) {
-		return
+		// Records that end more than 2^31 bytes behind the highest
+		// segment sent, because the ACKs that covered them were not
+		// captured while the sender moved on, look ahead of every ACK
+		// to come until the sequence space wraps once more: without
+		// timestamps to drop them, they would hold every slot.
+		r.drop(func(s *seg) bool { return seqGT(s.end, r.sndNxt) })
+		if int(r.nseg) == len(r.segs) {
+			return
+		}
 	}
 	r.segs[r.nseg] = seg{seq: p.Seq, end: end, tsval: p.TSval, t: t, hasTS: p.HasTS, retrans: retrans && !useTS}
 	r.nseg++

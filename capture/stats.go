@@ -76,6 +76,11 @@ type peerState struct {
 type aggregator struct {
 	peers  map[PeerKey]*peerState // packet goroutine only
 	npeers atomic.Uint64          // len(peers), for concurrent readers
+	// max caps both len(peers) and len(cur), and so the intervals in
+	// free to about max (twice that if new peers arrive while a drain
+	// runs), so that a flood of samples from distinct peers cannot grow
+	// memory without bound; 0 means no cap. Set before first use.
+	max int
 
 	mu    sync.Mutex
 	cur   map[PeerKey]*interval // guarded by mu
@@ -91,10 +96,31 @@ func newAggregator() *aggregator {
 	}
 }
 
-// add records one valid sample of rtt ns at capture time t. It does not
-// allocate for a peer that has been seen before.
-func (a *aggregator) add(k PeerKey, rtt int64, m Method, t int64) {
+// add records one valid sample of rtt ns at capture time t and reports
+// whether it did. It records nothing and returns false when the sample is
+// of a peer that would take the peers or the interval beyond max. It does
+// not allocate for a peer that has been seen before.
+func (a *aggregator) add(k PeerKey, rtt int64, m Method, t int64) bool {
 	ps := a.peers[k]
+	if ps == nil && a.max > 0 && len(a.peers) >= a.max {
+		return false
+	}
+
+	a.mu.Lock()
+	iv := a.cur[k]
+	if iv == nil {
+		if a.max > 0 && len(a.cur) >= a.max {
+			a.mu.Unlock()
+			return false
+		}
+		if n := len(a.free); n > 0 {
+			iv = a.free[n-1]
+			a.free = a.free[:n-1]
+		} else {
+			iv = newInterval()
+		}
+		a.cur[k] = iv
+	}
 	if ps == nil {
 		ps = &peerState{}
 		a.peers[k] = ps
@@ -113,17 +139,6 @@ func (a *aggregator) add(k PeerKey, rtt int64, m Method, t int64) {
 	}
 	ps.lastSample = t
 
-	a.mu.Lock()
-	iv := a.cur[k]
-	if iv == nil {
-		if n := len(a.free); n > 0 {
-			iv = a.free[n-1]
-			a.free = a.free[:n-1]
-		} else {
-			iv = newInterval()
-		}
-		a.cur[k] = iv
-	}
 	if iv.count == 0 || rtt < iv.min {
 		iv.min = rtt
 	}
@@ -137,6 +152,7 @@ func (a *aggregator) add(k PeerKey, rtt int64, m Method, t int64) {
 	iv.srtt, iv.rttvar = ps.srtt, ps.rttvar
 	_ = iv.sketch.Add(float64(rtt) / 1e3) // µs; Add fails only on negative values
 	a.mu.Unlock()
+	return true
 }
 
 // expire forgets the smoothed RTT of peers without a sample since before.
