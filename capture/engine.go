@@ -24,10 +24,13 @@ type Config struct {
 	ExpTTL time.Duration
 	// MaxFlows caps the flow table; 0 means DefaultMaxFlows. When it is
 	// full, the least recently seen flow (closed ones first) is evicted.
-	// It also caps the peers whose smoothed RTT is kept and the peers of
-	// one Drain interval: a sample of a new peer beyond either cap is
-	// discarded and counted in Stats.SamplesDiscarded.
 	MaxFlows int
+	// MaxPeers caps the peers (local and remote address pairs) whose
+	// smoothed RTT is kept, and the peers of one Drain interval, which
+	// bounds both memory and the number of tagged series; 0 means
+	// DefaultMaxPeers. A sample of a new peer beyond the cap is discarded
+	// and counted in Stats.SamplesDiscarded.
+	MaxPeers int
 	// MaxRTT is the sanity bound: longer samples are discarded and
 	// counted; 0 means SanityMaxRTT.
 	MaxRTT time.Duration
@@ -35,6 +38,11 @@ type Config struct {
 	// sample. It must not retain the Engine's locks or block for long.
 	OnSample func(Sample)
 }
+
+// DefaultMaxPeers is the default cap on peers (the max_peers setting): at
+// most about 6 KiB each (smoothed RTT, interval stats and a sketch of at
+// most sketchMaxBins bins), about 24 MiB in all.
+const DefaultMaxPeers = 4096
 
 // Sample is one RTT measurement.
 type Sample struct {
@@ -54,7 +62,7 @@ type Stats struct {
 	FlowsExpired     uint64 // removed after idle_ttl or exp_ttl
 	FlowsEvicted     uint64 // removed because max_flows was reached
 	Samples          uint64 // valid samples
-	SamplesDiscarded uint64 // samples with negative RTT (capture time went backwards), above MaxRTT, or of a peer beyond MaxFlows
+	SamplesDiscarded uint64 // samples with negative RTT (capture time went backwards), above MaxRTT, or of a peer beyond MaxPeers
 	Peers            uint64 // peers whose smoothed RTT is being kept
 }
 
@@ -106,7 +114,10 @@ func NewEngine(cfg Config) *Engine {
 		maxFlows = DefaultMaxFlows
 	}
 	e.flows = newFlowTable(maxFlows)
-	e.agg.max = maxFlows
+	e.agg.max = cfg.MaxPeers
+	if e.agg.max <= 0 {
+		e.agg.max = DefaultMaxPeers
+	}
 	e.local.Store(cfg.Local)
 	e.emitFn = e.emit
 	return e

@@ -14,7 +14,7 @@ import (
 
 // Floods and state exhaustion: hostile or pathological traffic fed to an
 // Engine at full speed, checking that its memory stays within the caps
-// (MaxFlows, MaxTimedSegments, and the peers bounded by MaxFlows and
+// (MaxFlows, MaxTimedSegments, and the peers bounded by MaxPeers and
 // idle_ttl) and that no flood gives bogus samples. Each test logs the
 // heap it measured; docs/hardening.md tabulates the figures:
 //
@@ -226,7 +226,8 @@ func maxTimedSegs(e *Engine) int {
 // with a SYN-ACK, a quarter with an RST), and a SYN flood from a million
 // spoofed sources that the host answers with SYN-ACKs. The table stays at
 // MaxFlows, every flow beyond it evicts one, the peers stay within
-// MaxFlows, and the heap within MaxFlows × (FlowBytes + floodPeerBytes).
+// MaxPeers, and the heap within MaxFlows × FlowBytes + MaxPeers ×
+// floodPeerBytes.
 func TestFloodSYN(t *testing.T) {
 	n := floodN(1_000_000, 4*DefaultMaxFlows)
 	const step = int64(time.Microsecond) // a million packets a second
@@ -275,15 +276,15 @@ func TestFloodSYN(t *testing.T) {
 		if st.FlowsCreated != uint64(n) || st.Flows != DefaultMaxFlows || st.FlowsEvicted != uint64(n-DefaultMaxFlows) {
 			t.Errorf("%d flows: %+v", n, st)
 		}
-		// Each answer is a new peer: the first MaxFlows are kept, the
+		// Each answer is a new peer: the first MaxPeers are kept, the
 		// others discarded.
-		if st.Peers != DefaultMaxFlows || st.Samples != DefaultMaxFlows || st.SamplesDiscarded != uint64(answered-DefaultMaxFlows) {
+		if st.Peers != DefaultMaxPeers || st.Samples != DefaultMaxPeers || st.SamplesDiscarded != uint64(answered-DefaultMaxPeers) {
 			t.Errorf("%d answers: peers %d, samples %d, discarded %d", answered, st.Peers, st.Samples, st.SamplesDiscarded)
 		}
 		settled := h.settled()
-		checkHeap(t, h, DefaultMaxFlows*(FlowBytes+floodPeerBytes)+floodSlack)
-		if got := len(e.Drain(nil)); got != DefaultMaxFlows {
-			t.Errorf("drained %d peers, want %d", got, DefaultMaxFlows)
+		checkHeap(t, h, DefaultMaxFlows*FlowBytes+DefaultMaxPeers*floodPeerBytes+floodSlack)
+		if got := len(e.Drain(nil)); got != DefaultMaxPeers {
+			t.Errorf("drained %d peers, want %d", got, DefaultMaxPeers)
 		}
 		t.Logf("%d flows, %d packets: %v; heap peak %.1f MiB, settled %.1f MiB: %.0f bytes per flow with its peer",
 			n, st.Packets, st, mib(h.peak), mib(settled), float64(settled)/float64(st.Flows))
@@ -334,7 +335,7 @@ func TestFloodSYN(t *testing.T) {
 	})
 }
 
-// TestFloodPeerCap checks the cap on peers that MaxFlows sets, in both of
+// TestFloodPeerCap checks the cap on peers that MaxPeers sets, in both of
 // its places: the peers whose smoothed RTT is kept, and the peers of the
 // current interval, which only a Drain empties. Every answered SYN is a
 // sample of a new peer, ten a second, with an idle_ttl of 10 s.
@@ -342,7 +343,7 @@ func TestFloodPeerCap(t *testing.T) {
 	const maxFlows = 64
 	syn := newFloodFrame(t, tseg{src: mixAP(floodLocal, 1), dst: mixAP(floodLocal, 80), flags: FlagSYN})
 	synAck := newFloodFrame(t, tseg{src: mixAP(floodLocal, 80), dst: mixAP(floodLocal, 1), flags: FlagSYN | FlagACK})
-	e := NewEngine(Config{Local: mixLocalSet(), MaxFlows: maxFlows, IdleTTL: 10 * time.Second})
+	e := NewEngine(Config{Local: mixLocalSet(), MaxFlows: maxFlows, MaxPeers: maxFlows, IdleTTL: 10 * time.Second})
 	now := t0.UnixNano()
 	i := uint32(0)
 	answer := func() {
@@ -390,7 +391,7 @@ func TestFloodPeerCap(t *testing.T) {
 	if free > 2*maxFlows {
 		t.Errorf("%d intervals on the free list, more than 2 × %d", free, maxFlows)
 	}
-	t.Logf("2000 new peers with MaxFlows %d: %v, %d intervals on the free list", maxFlows, after, free)
+	t.Logf("2000 new peers with MaxPeers %d: %v, %d intervals on the free list", maxFlows, after, free)
 }
 
 // TestFloodSYNChurn evicts 600 × MaxFlows flows, enough for the flow map

@@ -37,9 +37,10 @@ type PeerStats struct {
 // SketchRelativeAccuracy is the relative accuracy of the interval quantiles.
 const SketchRelativeAccuracy = 0.01
 
-// sketchMaxBins bounds a sketch's memory: with 1 % accuracy, 2048 bins span
-// over 17 orders of magnitude, far beyond 1 µs to 60 s.
-const sketchMaxBins = 2048
+// sketchMaxBins bounds a sketch's memory to 4 KiB of bins: with 1 %
+// accuracy, 512 bins span a factor of 28,000 (10 µs to 280 ms, say) before
+// the lowest bins collapse, which only coarsens the lowest quantiles.
+const sketchMaxBins = 512
 
 // interval accumulates one peer's samples between two drains. The sketch
 // holds microseconds.

@@ -509,6 +509,7 @@ func TestStartsOnFirstRun(t *testing.T) {
 			IdleTTL:  120 * time.Second,
 			ExpTTL:   30 * time.Second,
 			MaxFlows: 1000,
+			MaxPeers: capture.DefaultMaxPeers,
 		},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {

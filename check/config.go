@@ -25,6 +25,7 @@ type InitConfig struct {
 	IdleTTL  int `yaml:"idle_ttl"` // seconds
 	ExpTTL   int `yaml:"exp_ttl"`  // seconds; expired_ttl is an alias
 	MaxFlows int `yaml:"max_flows"`
+	MaxPeers int `yaml:"max_peers"`
 	// RuntimeMetrics enables the runtime.go.* metrics of the process.
 	RuntimeMetrics bool `yaml:"runtime_metrics"`
 
@@ -78,7 +79,7 @@ type Config struct {
 // are accepted too.
 var (
 	initKeys = []string{
-		"snaplen", "idle_ttl", "exp_ttl", "expired_ttl", "max_flows", "runtime_metrics",
+		"snaplen", "idle_ttl", "exp_ttl", "expired_ttl", "max_flows", "max_peers", "runtime_metrics",
 		"statsd_ip", "statsd_port", "log_to_file", "log_level", "log_file",
 		// Read by the Agent itself.
 		"service", "min_collection_interval",
@@ -108,6 +109,7 @@ func ParseConfig(instanceYAML, initYAML []byte, agent bool) (*Config, error) {
 			IdleTTL:    int(capture.DefaultIdleTTL / time.Second),
 			ExpTTL:     int(capture.DefaultExpTTL / time.Second),
 			MaxFlows:   capture.DefaultMaxFlows,
+			MaxPeers:   capture.DefaultMaxPeers,
 			StatsdIP:   "127.0.0.1",
 			StatsdPort: 8125,
 			LogLevel:   "info",
@@ -282,6 +284,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("invalid `%s` %d: must be between 1 and 86400 seconds", key, in.ExpTTL)
 	case in.MaxFlows < 1 || in.MaxFlows > 10_000_000:
 		return fmt.Errorf("invalid `max_flows` %d: must be between 1 and 10000000 (each flow takes up to %d bytes)", in.MaxFlows, capture.FlowBytes)
+	case in.MaxPeers < 1 || in.MaxPeers > 1_000_000:
+		return fmt.Errorf("invalid `max_peers` %d: must be between 1 and 1000000 (each peer is a set of tagged series)", in.MaxPeers)
 	case in.StatsdPort < 1 || in.StatsdPort > 65535:
 		return fmt.Errorf("invalid `statsd_port` %d: must be between 1 and 65535, or absent for the default 8125", in.StatsdPort)
 	}
@@ -336,6 +340,7 @@ func (c *Config) validate() error {
 			IdleTTL:  time.Duration(in.IdleTTL) * time.Second,
 			ExpTTL:   time.Duration(in.ExpTTL) * time.Second,
 			MaxFlows: in.MaxFlows,
+			MaxPeers: in.MaxPeers,
 		},
 	}
 	if err := c.Capture.Validate(); err != nil {

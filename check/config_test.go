@@ -39,6 +39,8 @@ func TestParseConfigErrors(t *testing.T) {
 			want: []string{"invalid `expired_ttl` 30", "legacy name of `exp_ttl`", "set, to 60", "keep only exp_ttl"}},
 		{name: "max_flows-zero", instance: eth0, init: "max_flows: 0", want: []string{"invalid `max_flows` 0", "between 1 and 10000000"}},
 		{name: "max_flows-too-large", instance: eth0, init: "max_flows: 10000001", want: []string{"invalid `max_flows` 10000001", "between 1 and 10000000"}},
+		{name: "max_peers-zero", instance: eth0, init: "max_peers: 0", want: []string{"invalid `max_peers` 0", "between 1 and 1000000"}},
+		{name: "max_peers-too-large", instance: eth0, init: "max_peers: 1000001", want: []string{"invalid `max_peers` 1000001", "between 1 and 1000000"}},
 		{name: "runtime_metrics-not-a-bool", instance: eth0, init: "runtime_metrics: maybe", want: []string{"`runtime_metrics`", "maybe", "true or false"}},
 		{name: "statsd_port-too-large", instance: eth0, init: "statsd_port: 70000", want: []string{"invalid `statsd_port` 70000", "between 1 and 65535"}},
 		{name: "statsd_port-negative", instance: eth0, init: "statsd_port: -1", want: []string{"invalid `statsd_port` -1", "between 1 and 65535"}},
@@ -105,6 +107,7 @@ func TestParseConfigDefaults(t *testing.T) {
 			IdleTTL:    300,
 			ExpTTL:     60,
 			MaxFlows:   capture.DefaultMaxFlows,
+			MaxPeers:   capture.DefaultMaxPeers,
 			StatsdIP:   "127.0.0.1",
 			StatsdPort: 8125,
 			LogLevel:   "info",
@@ -117,6 +120,7 @@ func TestParseConfigDefaults(t *testing.T) {
 				IdleTTL:  capture.DefaultIdleTTL,
 				ExpTTL:   capture.DefaultExpTTL,
 				MaxFlows: capture.DefaultMaxFlows,
+				MaxPeers: capture.DefaultMaxPeers,
 			},
 		},
 		Interval: check.DefaultInterval,
@@ -162,6 +166,9 @@ func TestParseConfigValues(t *testing.T) {
 		}},
 		{name: "max_flows", instance: "interface: eth0", init: "max_flows: 1", check: func(c *check.Config) string {
 			return mismatch(c.Capture.Engine.MaxFlows, 1)
+		}},
+		{name: "max_peers", instance: "interface: eth0", init: "max_peers: 1000000", check: func(c *check.Config) string {
+			return mismatch(c.Capture.Engine.MaxPeers, 1000000)
 		}},
 		{name: "runtime_metrics", instance: "interface: eth0", init: "runtime_metrics: true", check: func(c *check.Config) string {
 			return mismatch(c.Init.RuntimeMetrics, true)
@@ -315,7 +322,7 @@ func TestParseConfigDaemonKeys(t *testing.T) {
 				t.Errorf("warnings (-want +got):\n%s", diff)
 			}
 			wantInit := check.InitConfig{
-				Snaplen: capture.DefaultSnaplen, IdleTTL: 300, ExpTTL: 60, MaxFlows: capture.DefaultMaxFlows,
+				Snaplen: capture.DefaultSnaplen, IdleTTL: 300, ExpTTL: 60, MaxFlows: capture.DefaultMaxFlows, MaxPeers: capture.DefaultMaxPeers,
 				StatsdIP: "127.0.0.1", StatsdPort: 8125, LogToFile: true, LogLevel: "debug", LogFile: "/var/log/datadog/go-metro.log",
 			}
 			if diff := cmp.Diff(wantInit, c.Init); diff != "" {
@@ -468,7 +475,7 @@ func TestParseConfigGoMetroFiles(t *testing.T) {
 					t.Fatalf("agent=%v: %v", agent, err)
 				}
 				want := check.InitConfig{
-					Snaplen: 512, IdleTTL: 300, ExpTTL: 60, MaxFlows: capture.DefaultMaxFlows,
+					Snaplen: 512, IdleTTL: 300, ExpTTL: 60, MaxFlows: capture.DefaultMaxFlows, MaxPeers: capture.DefaultMaxPeers,
 					StatsdIP: "127.0.0.1", StatsdPort: 8125, LogToFile: true, LogLevel: "info",
 				}
 				if diff := cmp.Diff(want, c.Init); diff != "" {
@@ -478,7 +485,7 @@ func TestParseConfigGoMetroFiles(t *testing.T) {
 					Interface: "eth0",
 					Snaplen:   512,
 					Peers:     capture.PeerSpec{IPs: tt.ips, Hosts: tt.hosts},
-					Engine:    capture.Config{IdleTTL: 300 * time.Second, ExpTTL: 60 * time.Second, MaxFlows: capture.DefaultMaxFlows},
+					Engine:    capture.Config{IdleTTL: 300 * time.Second, ExpTTL: 60 * time.Second, MaxFlows: capture.DefaultMaxFlows, MaxPeers: capture.DefaultMaxPeers},
 				}
 				if diff := cmp.Diff(wantCapture, c.Capture); diff != "" {
 					t.Errorf("agent=%v: capture (-want +got):\n%s", agent, diff)
