@@ -365,20 +365,8 @@ func TestLivePermissionDenied(t *testing.T) {
 	if err != nil {
 		t.Fatalf("setpriv (util-linux) is needed: %v", err)
 	}
-	// The test binary sits in a private build directory: copy it where
-	// the unprivileged user can run it.
-	dir := t.TempDir()
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	exe := filepath.Join(dir, "capture.test")
-	data, err := os.ReadFile(os.Args[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(exe, data, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	exe := testbed.CopyTestBinary(t, "capture.test")
+	dir := filepath.Dir(exe)
 	cmd := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all",
 		exe, "-test.run=^TestLivePermissionDenied$")
 	cmd.Env = append(os.Environ(), "GO_METRO_PERM_CHILD=1")

@@ -857,20 +857,8 @@ func TestLiveCheckPermission(t *testing.T) {
 	if err != nil {
 		t.Fatalf("setpriv (util-linux) is needed: %v", err)
 	}
-	// The test binary sits in a private build directory: copy it where
-	// the unprivileged user can run it.
-	dir := t.TempDir()
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	exe := filepath.Join(dir, "check.test")
-	data, err := os.ReadFile(os.Args[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(exe, data, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	exe := testbed.CopyTestBinary(t, "check.test")
+	dir := filepath.Dir(exe)
 	cmd := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all",
 		exe, "-test.run=^TestLiveCheckPermission$")
 	cmd.Env = append(os.Environ(), "GO_METRO_CHECK_PERM_CHILD=1")

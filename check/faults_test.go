@@ -864,32 +864,6 @@ type faultChild struct {
 	out bytes.Buffer // everything the child wrote
 }
 
-// faultExeDir returns a new directory that uid 65534 can read.
-func faultExeDir(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	for _, d := range []string{filepath.Dir(dir), dir} {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
-}
-
-// faultCopyExe copies this test binary where uid 65534 can run it.
-func faultCopyExe(t *testing.T) string {
-	t.Helper()
-	data, err := os.ReadFile(os.Args[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	exe := filepath.Join(faultExeDir(t), "check.test")
-	if err := os.WriteFile(exe, data, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return exe
-}
-
 // startFaultChild runs exe -test.run=^test$ in ns as uid 65534 with
 // CAP_NET_RAW alone, playing role.
 func startFaultChild(t *testing.T, exe string, ns *testbed.NetNS, test, role string) *faultChild {
@@ -1135,7 +1109,7 @@ func faultBuildNoCgo(t *testing.T) string {
 		}
 		t.Skipf("the go command is needed to build a test binary without cgo: %v", err)
 	}
-	exe := filepath.Join(faultExeDir(t), "check-nocgo.test")
+	exe := filepath.Join(testbed.UnprivilegedDir(t), "check-nocgo.test")
 	start := time.Now()
 	cmd := exec.Command(gotool, "test", "-c", "-o", exe, ".")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
@@ -1273,7 +1247,7 @@ func TestFaultLeastPrivilege(t *testing.T) {
 		return
 	}
 	pair := testbed.NewVethPair(t)
-	ch := startFaultChild(t, faultCopyExe(t), pair.Client, "TestFaultLeastPrivilege", "least-privilege")
+	ch := startFaultChild(t, testbed.CopyTestBinary(t, "check.test"), pair.Client, "TestFaultLeastPrivilege", "least-privilege")
 	caps := ch.expect("caps", 10*time.Second)
 	t.Logf("child: %s", caps)
 	for _, want := range []string{"uid=65534 65534 65534 65534", "eff=0000000000002000", "prm=0000000000002000", "amb=0000000000002000",
