@@ -23,9 +23,10 @@ type pattern struct {
 	traffic func(rtt time.Duration) func(context.Context, testbed.Path) error
 	// minSamples is the fewest samples the pattern must give.
 	minSamples int
-	// queues is set for traffic that fills the path: its RTT includes the
-	// queue it builds in the delay line, which ping does not see, so its
-	// samples stay out of the per-method rows.
+	// queues is set for bulk traffic, which sends back to back: its
+	// samples stay out of the per-method rows, which pool sparse traffic.
+	// Unpaced, it fills the path, and its RTT includes the queue it builds
+	// in the delay line, which ping does not see.
 	queues bool
 	// lossy is set for the pattern of the lossy paths, which gets the Karn
 	// checks.
@@ -33,41 +34,34 @@ type pattern struct {
 }
 
 var (
-	bulk = pattern{name: "bulk", minSamples: 5, queues: true, traffic: func(rtt time.Duration) func(context.Context, testbed.Path) error {
-		// Sized per delay, for about a second of traffic at most. At 1 ms
-		// each way, a transfer of more than about 512 KiB outgrows what
-		// the delay line forwards on a busy machine, and then queues in
-		// the client's TAP device: the path grows longer than ping
-		// measured it. Three transfers give enough samples there.
-		n, times := int64(1<<20), 1
-		switch {
-		case rtt < 5*time.Millisecond:
-			n, times = 512<<10, 3
-		case rtt < 40*time.Millisecond:
-			n = 4 << 20
+	bulk = pattern{name: "bulk", minSamples: 40, queues: true, traffic: func(rtt time.Duration) func(context.Context, testbed.Path) error {
+		// Paced at bulkPacingRate, so that the transfer does not queue in
+		// the delay line, and sized for a second of traffic or more: a
+		// stall of the machine delays every frame in the delay line, and
+		// so lengthens every sample in flight, for an RTT's worth of them.
+		// At 50 ms each way, 4 MiB take 1.5 s, and one stall lengthens
+		// 7 % of the samples; 8 MiB take 2.3 s.
+		n := int64(4 << 20)
+		if rtt >= 40*time.Millisecond {
+			n = 8 << 20
 		}
 		return func(ctx context.Context, p testbed.Path) error {
-			for range times {
-				if err := testbed.Bulk(ctx, p, n); err != nil {
-					return err
-				}
-			}
-			return nil
+			return testbed.BulkPaced(ctx, p, testbed.BulkConfig{Bytes: n, PacingRate: bulkPacingRate})
 		}
 	}}
-	reqResp = pattern{name: "request/response", minSamples: 20, traffic: func(time.Duration) func(context.Context, testbed.Path) error {
+	reqResp = pattern{name: "request/response", minSamples: 40, traffic: func(time.Duration) func(context.Context, testbed.Path) error {
 		return func(ctx context.Context, p testbed.Path) error {
-			return testbed.RequestResponse(ctx, p, testbed.RequestResponseConfig{Count: 20, Gap: 10 * time.Millisecond})
+			return testbed.RequestResponse(ctx, p, testbed.RequestResponseConfig{Count: 40, Gap: 10 * time.Millisecond})
 		}
 	}}
-	shortConns = pattern{name: "short connections", minSamples: 20, traffic: func(time.Duration) func(context.Context, testbed.Path) error {
+	shortConns = pattern{name: "short connections", minSamples: 40, traffic: func(time.Duration) func(context.Context, testbed.Path) error {
 		return func(ctx context.Context, p testbed.Path) error {
-			return testbed.ShortConnections(ctx, p, testbed.RequestResponseConfig{Count: 10})
+			return testbed.ShortConnections(ctx, p, testbed.RequestResponseConfig{Count: 20})
 		}
 	}}
-	slowSender = pattern{name: "slow sender", minSamples: 20, traffic: func(time.Duration) func(context.Context, testbed.Path) error {
+	slowSender = pattern{name: "slow sender", minSamples: 40, traffic: func(time.Duration) func(context.Context, testbed.Path) error {
 		return func(ctx context.Context, p testbed.Path) error {
-			return testbed.SlowSender(ctx, p, testbed.SlowSenderConfig{Count: 40, Size: 100, Interval: 10 * time.Millisecond})
+			return testbed.SlowSender(ctx, p, testbed.SlowSenderConfig{Count: 50, Size: 100, Interval: 10 * time.Millisecond})
 		}
 	}}
 	lossyBulk = pattern{name: "lossy bulk", minSamples: 5, queues: true, lossy: true, traffic: func(rtt time.Duration) func(context.Context, testbed.Path) error {
@@ -104,6 +98,13 @@ var (
 
 // lossRate is the client-to-server loss of the lossy paths.
 const lossRate = 0.03
+
+// bulkPacingRate caps the sending rate of the bulk pattern, in bytes per
+// second: 40 Mbit/s, a full-sized frame every 300 µs. Unpaced, a transfer
+// sends bursts faster than the delay line forwards them (a frame every few
+// microseconds on a busy machine), and their frames queue in it: the RTT of
+// the samples rises above ping's, and so does the p95.
+const bulkPacingRate = 40_000_000 / 8
 
 // TestAccuracy runs each traffic pattern across delay lines of known RTT,
 // with the check running live on the client side, and compares the p50
@@ -142,6 +143,21 @@ func TestAccuracy(t *testing.T) {
 		for _, pat := range lossless {
 			runPattern(t, rep, b, sp, pat, "")
 		}
+	})
+	t.Run("vlan", func(t *testing.T) {
+		// The delay line tags every frame it delivers with an 802.1Q
+		// priority tag (VLAN ID 0): the kernel of the CI has no VLAN
+		// devices, but its receive path strips the tag of any frame and
+		// takes a frame of VLAN ID 0 as untagged.
+		im := testbed.Impairment{Delay: 10 * time.Millisecond}
+		b := newBench(t, testbed.DelayLineConfig{ClientToServer: im, ServerToClient: im, VLANPriorityTag: true})
+		tags := watchPriorityTags(t, b.dl)
+		sp := pathSpec{name: "10 ms each way, 802.1Q priority tag", want: 20 * time.Millisecond}
+		checkPing(t, b, sp.want)
+		for _, pat := range []pattern{bulk, reqResp} {
+			runPattern(t, rep, b, sp, pat, "")
+		}
+		tags.check(t)
 	})
 
 	elapsed := time.Since(rep.start)
@@ -208,7 +224,7 @@ func testGrid(t *testing.T, rep *report, path string, cfg testbed.DelayLineConfi
 			if len(rtts) < 10 {
 				t.Fatalf("%d %s samples, want at least 10", len(rtts), m)
 			}
-			for _, miss := range checkQuantiles(t, &r, sp) {
+			for _, miss := range checkQuantiles(t, &r, sp, true) {
 				t.Error(miss)
 			}
 		})
@@ -247,7 +263,7 @@ func checkPing(t *testing.T, b *bench, want time.Duration) {
 // stall during a pattern lengthens the path, not what go-metro measures
 // of it (every sample is paired with its frames, on every attempt). A
 // bias of go-metro misses on every attempt.
-const maxAttempts = 2
+const maxAttempts = 3
 
 // runPattern measures one pattern on b, checks it and records its row; it
 // returns the pattern's samples.
@@ -304,7 +320,7 @@ func measurePattern(t *testing.T, b *bench, sp pathSpec, pat pattern, suffix str
 		return r, m.Samples, nil
 	}
 	checkSketch(t, m)
-	misses := checkQuantiles(t, &r, sp)
+	misses := checkQuantiles(t, &r, sp, !pat.lossy)
 	if pat.lossy {
 		r.Karn = &karnResult{Lost: int(lostAfter.Lost - lostBefore.Lost)}
 		misses = append(misses, checkKarn(t, r.Karn, b, m, b.tracker.Retransmissions()[before:])...)
@@ -352,12 +368,11 @@ func checkKarn(t *testing.T, k *karnResult, b *bench, m measurement, rexmits []t
 	return misses
 }
 
-// checkQuantiles checks the median of a row against the path RTT and
-// returns its misses, and marks a p95 beyond its bound in the row. The
-// p95 is reported, not asserted: every sample is paired with the frames
-// it timed (see checkPairing), so a long tail is the path's, and on a busy
-// machine the delay line adds one now and then (see docs/accuracy.md).
-func checkQuantiles(t *testing.T, r *result, sp pathSpec) []string {
+// checkQuantiles checks the median and the p95 of a row against the path
+// RTT and returns their misses. The p95 is asserted, within the jitter plus
+// max(1 ms, 5 %), only with assertP95 and at least p95MinSamples samples;
+// otherwise a p95 beyond that is marked in the row and logged.
+func checkQuantiles(t *testing.T, r *result, sp pathSpec, assertP95 bool) []string {
 	t.Helper()
 	var misses []string
 	if tol := medianTolerance(r.Ping); !within(r.P50, r.Ping, tol) {
@@ -368,9 +383,15 @@ func checkQuantiles(t *testing.T, r *result, sp pathSpec) []string {
 			misses = append(misses, fmt.Sprintf("median %v is %v from the configured RTT %v: more than max(0.5 ms, 3 %%) = %v", r.P50, r.P50-sp.want, sp.want, tol))
 		}
 	}
+	assertP95 = assertP95 && r.Samples >= p95MinSamples
 	if tol := p95Tolerance(r.Ping, sp.jitter); !within(r.P95, r.Ping, tol) {
-		r.P95Over = true
-		t.Logf("p95 %v is %v from ping %v: more than the jitter %v plus max(1 ms, 5 %%) = %v (reported, not asserted)", r.P95, r.P95-r.Ping, r.Ping, sp.jitter, tol)
+		miss := fmt.Sprintf("p95 %v is %v from ping %v: more than the jitter %v plus max(1 ms, 5 %%) = %v", r.P95, r.P95-r.Ping, r.Ping, sp.jitter, tol)
+		if assertP95 {
+			misses = append(misses, miss)
+		} else {
+			r.P95Over = true
+			t.Logf("%s (reported, not asserted)", miss)
+		}
 	}
 	return misses
 }

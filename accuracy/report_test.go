@@ -32,6 +32,11 @@ func medianTolerance(rtt time.Duration) time.Duration {
 	return max(500*time.Microsecond, rtt*3/100)
 }
 
+// p95MinSamples is the fewest samples for which the p95 is asserted. With
+// fewer, it is the second-largest sample or close to it, and one stall of
+// the machine puts it beyond its bound.
+const p95MinSamples = 40
+
 // p95Tolerance is how far the 95th percentile may be from the path RTT:
 // the round-trip jitter of the path plus max(1 ms, 5 %).
 func p95Tolerance(rtt, jitter time.Duration) time.Duration {
@@ -139,8 +144,8 @@ type result struct {
 	P50, P95        time.Duration
 	// Karn is set for the lossy patterns.
 	Karn *karnResult
-	// P95Over is set when the p95 is beyond its bound in a row with too few
-	// samples to assert it.
+	// P95Over is set when the p95 is beyond its bound in a row where it is
+	// not asserted (see checkQuantiles).
 	P95Over bool
 	// Attempts counts the runs of the pattern (see maxAttempts).
 	Attempts int
@@ -287,8 +292,8 @@ func markdown(rows []result, runtime time.Duration) string {
 			paired += r.Paired
 		}
 	}
-	fmt.Fprintf(&b, "%d of %d samples were paired with the segment they timed and the segment that answered it, by the frames an independent packet socket saw. † marks a p95 beyond the jitter plus max(1 ms, 5 %%); it is reported, not asserted. ↻ marks a pattern run again after a miss. The suite took %.0f s.\n",
-		paired, samples, runtime.Seconds())
+	fmt.Fprintf(&b, "%d of %d samples were paired with the segment they timed and the segment that answered it, by the frames an independent packet socket saw. The p95 is asserted within the jitter plus max(1 ms, 5 %%) in every row of at least %d samples but the lossy ones; † marks a p95 beyond that where it is only reported. ↻ marks a pattern run again after a miss. The suite took %.0f s.\n",
+		paired, samples, p95MinSamples, runtime.Seconds())
 	return b.String()
 }
 

@@ -86,6 +86,12 @@ type DelayLineConfig struct {
 	// overflow. The writer holds up to as many again while it times them.
 	// Zero means DefaultQueueLen.
 	QueueLen int
+	// VLANPriorityTag makes the forwarder insert an 802.1Q header into every
+	// frame it delivers, in both directions: VLAN ID 0 with priority
+	// [PriorityTagPCP], an 802.1p priority tag. The receiving stack strips it
+	// into the packet's metadata and takes the frame as untagged, so that it
+	// needs no VLAN device; packet sockets see the tag (TP_STATUS_VLAN_VALID).
+	VLANPriorityTag bool
 }
 
 // DefaultQueueLen is the QueueLen of a DelayLineConfig that leaves it zero.
@@ -139,6 +145,7 @@ func OpenDelayLine(cfg DelayLineConfig) (*DelayLine, error) {
 		c2s:  newDirection(cfg.ClientToServer, cfg.Seed, 1, cfg.QueueLen),
 		s2c:  newDirection(cfg.ServerToClient, cfg.Seed, 2, cfg.QueueLen),
 	}
+	d.c2s.priorityTag, d.s2c.priorityTag = cfg.VLANPriorityTag, cfg.VLANPriorityTag
 	d.start(d.c2s, dev.client, dev.server)
 	d.start(d.s2c, dev.server, dev.client)
 	return d, nil
@@ -226,6 +233,8 @@ type direction struct {
 	limit int
 	rng   *rand.Rand
 	last  monoTime // release time of the previous frame
+	// priorityTag inserts an 802.1Q priority tag into every frame.
+	priorityTag bool
 
 	received, lost, overflow, forwarded, writeErrors atomic.Uint64
 
@@ -285,7 +294,7 @@ func (d *direction) readLoop(in *tapDev) {
 			continue
 		}
 		select {
-		case d.queue <- frame{data: slices.Clone(buf[:n]), release: release}:
+		case d.queue <- frame{data: d.copyFrame(buf[:n]), release: release}:
 		default:
 			d.overflow.Add(1)
 		}

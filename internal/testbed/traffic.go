@@ -27,6 +27,23 @@ const (
 // The client then shuts down its sending side; the server, having read
 // everything, answers with the byte count it received and closes.
 func Bulk(ctx context.Context, p Path, n int64) error {
+	return BulkPaced(ctx, p, BulkConfig{Bytes: n})
+}
+
+// BulkConfig configures [BulkPaced].
+type BulkConfig struct {
+	// Bytes is the number of bytes to send, between 1 and 1 GiB.
+	Bytes int64
+	// PacingRate caps the client's sending rate, in bytes per second, with
+	// SO_MAX_PACING_RATE (Linux only). Zero leaves the sender unpaced.
+	PacingRate uint64
+}
+
+// BulkPaced is [Bulk] with a configurable sender: with cfg.PacingRate, the
+// kernel spaces the client's segments so that it never sends faster, which
+// keeps a transfer from queueing in a slower forwarder on the path.
+func BulkPaced(ctx context.Context, p Path, cfg BulkConfig) error {
+	n := cfg.Bytes
 	if n < 1 || n > maxBulkBytes {
 		return fmt.Errorf("bulk: invalid byte count %d: must be between 1 and %d", n, maxBulkBytes)
 	}
@@ -36,6 +53,11 @@ func Bulk(ctx context.Context, p Path, n int64) error {
 			return err
 		}
 		defer c.Close()
+		if cfg.PacingRate > 0 {
+			if err := setMaxPacingRate(c.(*net.TCPConn), cfg.PacingRate); err != nil {
+				return err
+			}
+		}
 		buf := make([]byte, 32<<10)
 		for left := n; left > 0; {
 			m, err := c.Write(buf[:min(left, int64(len(buf)))])
