@@ -220,7 +220,7 @@ func (e *Engine) emit(rtt int64, m Method) {
 	}
 	f := e.cur
 	if !e.agg.add(PeerKey{f.key.local.Addr(), f.key.remote.Addr()}, rtt, m, e.curTime) {
-		e.discarded.Add(1) // a new peer beyond MaxFlows
+		e.discarded.Add(1) // a new peer beyond MaxPeers
 		return
 	}
 	e.samples.Add(1)
