@@ -791,26 +791,6 @@ func TestAssetConfExampleDefaults(t *testing.T) {
 	}
 }
 
-// assetSeedExample is the example go-metro.yaml of the go-metro
-// integration page.
-const assetSeedExample = `init_config:
-  snaplen: 512
-  idle_ttl: 300
-  exp_ttl: 60
-  statsd_ip: 127.0.0.1
-  statsd_port: 8125
-  log_to_file: true
-  log_level: info
-instances:
-  - interface: eth0
-    tags:
-      - env:prod
-    ips:
-      - 45.33.125.153
-    hosts:
-      - app.datadoghq.com
-`
-
 // TestAssetConfExampleMatchesSeed checks that conf.yaml.example, with its
 // examples uncommented, carries the values of the integration page's
 // example, and that this example validates.
@@ -821,7 +801,7 @@ func TestAssetConfExampleMatchesSeed(t *testing.T) {
 		Instances  []map[string]any `yaml:"instances"`
 	}
 	var seed, example conf
-	if err := yaml.Unmarshal([]byte(assetSeedExample), &seed); err != nil {
+	if err := yaml.Unmarshal(integrationPageExample(t), &seed); err != nil {
 		t.Fatal(err)
 	}
 	if err := yaml.Unmarshal(assetUncomment(data), &example); err != nil {
@@ -838,7 +818,7 @@ func TestAssetConfExampleMatchesSeed(t *testing.T) {
 		}
 	}
 
-	initYAML, instances, _, _ := assetSections(t, []byte(assetSeedExample))
+	initYAML, instances, _, _ := assetSections(t, integrationPageExample(t))
 	cfg, err := check.ParseConfig(instances[0], initYAML, false)
 	if err != nil {
 		t.Fatalf("ParseConfig: %v", err)

@@ -1,6 +1,7 @@
 package check_test
 
 import (
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -402,26 +403,6 @@ config:
 #     - datadog.com
 `
 
-// integrationPageExample is the example of the go-metro integration page,
-// in the Agent's layout.
-const integrationPageExample = `init_config:
-  snaplen: 512
-  idle_ttl: 300
-  exp_ttl: 60
-  statsd_ip: 127.0.0.1
-  statsd_port: 8125
-  log_to_file: true
-  log_level: info
-instances:
-  - interface: eth0
-    tags:
-      - env:prod
-    ips:
-      - 45.33.125.153
-    hosts:
-      - app.datadoghq.com
-`
-
 // splitConfFile returns the init_config section and each instance of a
 // conf.d file, as the Agent hands them to a check. Agent 5's go-metro file
 // lists its instances under `config`.
@@ -461,7 +442,7 @@ func TestParseConfigGoMetroFiles(t *testing.T) {
 		hosts []string
 	}{
 		{name: "go-metro.yaml.example", file: goMetroExample, tags: []string{"foo:bar"}, ips: []string{"192.168.0.1"}, hosts: []string{"somehost.somedomain.to"}},
-		{name: "integration-page", file: integrationPageExample, tags: []string{"env:prod"}, ips: []string{"45.33.125.153"}, hosts: []string{"app.datadoghq.com"}},
+		{name: "integration-page", file: string(integrationPageExample(t)), tags: []string{"env:prod"}, ips: []string{"45.33.125.153"}, hosts: []string{"app.datadoghq.com"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -523,4 +504,15 @@ func TestConfigKeys(t *testing.T) {
 			t.Errorf("instance key %q missing from ConfigKeys", k)
 		}
 	}
+}
+
+// integrationPageExample returns the example go-metro.yaml of the go-metro
+// integration page (Agent 5), as it is: testdata/integration-page-example.yaml.
+func integrationPageExample(tb testing.TB) []byte {
+	tb.Helper()
+	b, err := os.ReadFile("testdata/integration-page-example.yaml")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
 }

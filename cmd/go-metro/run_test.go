@@ -574,32 +574,17 @@ func TestRunConfigErrors(t *testing.T) {
 	}
 }
 
-// seedConf is the example of go-metro's Agent 5 integration page, as it
-// is.
-const seedConf = `init_config:
-  snaplen: 512
-  idle_ttl: 300
-  exp_ttl: 60
-  statsd_ip: 127.0.0.1
-  statsd_port: 8125
-  log_to_file: true
-  log_level: info
-instances:
-  - interface: eth0
-    tags:
-      - env:prod
-    ips:
-      - 45.33.125.153
-    hosts:
-      - app.datadoghq.com
-`
-
 // TestRunAgent5File loads go-metro's Agent 5 example as it is.
 func TestRunAgent5File(t *testing.T) {
 	logFile := filepath.Join(t.TempDir(), "go-metro.log")
 	d := &daemon{stderr: &bytes.Buffer{}, getenv: func(string) string { return "unix:///elsewhere" }, defaultLogFile: logFile, statsdOptions: testStatsdOptions}
 	d.log = newDaemonLog(d.stderr)
-	cfg, err := d.load(writeFile(t, "go-metro.yaml", seedConf))
+	// The integration page's example, as it is (the check package's test data).
+	seedConf, err := os.ReadFile("../../check/testdata/integration-page-example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := d.load(writeFile(t, "go-metro.yaml", string(seedConf)))
 	if err != nil {
 		t.Fatal(err)
 	}
