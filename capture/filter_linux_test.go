@@ -50,12 +50,6 @@ func socketType(link capture.FilterLink) int {
 	return unix.SOCK_RAW
 }
 
-func htons(v uint16) uint16 {
-	var b [2]byte
-	binary.BigEndian.PutUint16(b[:], v)
-	return binary.NativeEndian.Uint16(b[:])
-}
-
 // openFilteredSocket opens a packet socket of link's type on ifname in ns,
 // with prog attached, and closes it when the test ends. The socket is
 // created with protocol 0, so that nothing is queued to it before bind:
@@ -90,7 +84,7 @@ func openFilteredSocket(t *testing.T, ns *testbed.NetNS, ifname string, link cap
 		if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
 			return fmt.Errorf("set SO_RCVTIMEO: %w", err)
 		}
-		sa := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifi.Index}
+		sa := &unix.SockaddrLinklayer{Protocol: testbed.Htons(unix.ETH_P_ALL), Ifindex: ifi.Index}
 		if err := unix.Bind(fd, sa); err != nil {
 			return fmt.Errorf("bind to %s: %w", ifname, err)
 		}
@@ -103,40 +97,6 @@ func openFilteredSocket(t *testing.T, ns *testbed.NetNS, ifname string, link cap
 		t.Fatalf("%s socket on %s in netns %s: %v", link, ifname, ns, err)
 	}
 	return fd
-}
-
-// openInjector returns a function that sends raw Ethernet frames out of
-// ifname in ns.
-func openInjector(t *testing.T, ns *testbed.NetNS, ifname string) func(frame []byte) {
-	t.Helper()
-	fd, ifindex := -1, 0
-	err := ns.Do(func() error {
-		ifi, err := net.InterfaceByName(ifname)
-		if err != nil {
-			return err
-		}
-		ifindex = ifi.Index
-		fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
-		return err
-	})
-	if fd >= 0 {
-		t.Cleanup(func() { unix.Close(fd) })
-	}
-	if err != nil {
-		t.Fatalf("open injecting socket on %s in netns %s: %v", ifname, ns, err)
-	}
-	return func(frame []byte) {
-		t.Helper()
-		sa := &unix.SockaddrLinklayer{
-			Protocol: htons(binary.BigEndian.Uint16(frame[12:14])),
-			Ifindex:  ifindex,
-			Halen:    6,
-		}
-		copy(sa.Addr[:], frame[:6])
-		if err := unix.Sendto(fd, frame, 0, sa); err != nil {
-			t.Fatalf("inject a frame of %d bytes: %v", len(frame), err)
-		}
-	}
 }
 
 // sizeofAuxdata is the size of struct tpacket_auxdata.
@@ -182,7 +142,7 @@ func readFrames(t *testing.T, fd, sockType int, done func([]rxFrame) bool) []rxF
 		}
 		f := rxFrame{Data: append([]byte(nil), buf[:n]...)}
 		if sll, ok := from.(*unix.SockaddrLinklayer); ok {
-			f.Proto = htons(sll.Protocol)
+			f.Proto = testbed.Htons(sll.Protocol)
 			f.src = net.HardwareAddr(append([]byte(nil), sll.Addr[:sll.Halen]...))
 		}
 		if sockType == unix.SOCK_RAW && len(f.Data) >= 12 {
@@ -275,7 +235,7 @@ func socketPeerCases() []fltCase {
 func TestFilterSocket(t *testing.T) {
 	testbed.RequireRoot(t)
 	p := testbed.NewVethPair(t)
-	inject := openInjector(t, p.Client, p.ClientIf)
+	inject := testbed.NewInjector(t, p.Client, p.ClientIf)
 
 	large := func(name string) []netip.Prefix {
 		for _, l := range largePeerLists() {

@@ -154,45 +154,6 @@ func faultTraffic(t *testing.T, path testbed.Path, n int) {
 	time.Sleep(300 * time.Millisecond)
 }
 
-// faultHtons converts v to network byte order, for packet socket
-// protocols.
-func faultHtons(v uint16) uint16 {
-	var b [2]byte
-	binary.BigEndian.PutUint16(b[:], v)
-	return binary.NativeEndian.Uint16(b[:])
-}
-
-// faultInjector returns a function that sends raw Ethernet frames out of
-// ifname in ns through a packet socket.
-func faultInjector(t *testing.T, ns *testbed.NetNS, ifname string) func(frame []byte) {
-	t.Helper()
-	fd, ifindex := -1, 0
-	err := ns.Do(func() error {
-		ifi, err := net.InterfaceByName(ifname)
-		if err != nil {
-			return err
-		}
-		ifindex = ifi.Index
-		// Protocol 0: the socket only sends.
-		fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
-		return err
-	})
-	if fd >= 0 {
-		t.Cleanup(func() { unix.Close(fd) })
-	}
-	if err != nil {
-		t.Fatalf("open a packet socket to inject frames on %s in %s: %v", ifname, ns, err)
-	}
-	return func(frame []byte) {
-		t.Helper()
-		sa := &unix.SockaddrLinklayer{Protocol: faultHtons(binary.BigEndian.Uint16(frame[12:14])), Ifindex: ifindex, Halen: 6}
-		copy(sa.Addr[:], frame[:6])
-		if err := unix.Sendto(fd, frame, 0, sa); err != nil {
-			t.Fatalf("inject a frame of %d bytes: %v", len(frame), err)
-		}
-	}
-}
-
 // faultObserver opens a packet socket on ifname in ns with the filter prog,
 // as the capture's, to see which frames the kernel passes. It is created
 // with protocol 0 and bound after the filter is attached, so that every
@@ -227,7 +188,7 @@ func faultObserver(t *testing.T, ns *testbed.NetNS, ifname string, prog []bpf.Ra
 		if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
 			return err
 		}
-		return unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: faultHtons(unix.ETH_P_ALL), Ifindex: ifi.Index})
+		return unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: testbed.Htons(unix.ETH_P_ALL), Ifindex: ifi.Index})
 	})
 	if fd >= 0 {
 		t.Cleanup(func() { unix.Close(fd) })
@@ -376,7 +337,7 @@ func TestFaultHostileCorpus(t *testing.T) {
 		t.Fatal(err)
 	}
 	obs := faultObserver(t, pair.Server, pair.ServerIf, prog)
-	inject := faultInjector(t, pair.Client, pair.ClientIf)
+	inject := testbed.NewInjector(t, pair.Client, pair.ClientIf)
 
 	type verdict struct{ pass, decodeError bool }
 	want := map[int]verdict{}
