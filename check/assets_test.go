@@ -314,6 +314,7 @@ func assetRun(tb testing.TB, cp *assetCapture, openErr error) check.Batch {
 	defer c.Cancel()
 	var rec check.Recorder
 	_ = c.Run(&rec)
+	checkUnique(tb, &rec)
 	return rec.Last()
 }
 
@@ -342,7 +343,7 @@ func TestAssetMetadataEmitted(t *testing.T) {
 	cp := &assetCapture{
 		health: capture.Health{State: capture.StateCapturing},
 		peers: []capture.PeerStats{{
-			PeerKey: capture.PeerKey{Local: netip.MustParseAddr("192.0.2.1"), Remote: netip.MustParseAddr("192.0.2.2")},
+			PeerKey: capture.AddrPeer(netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2")),
 			Count:   3, Last: 10 * time.Millisecond, Min: 9 * time.Millisecond, Max: 11 * time.Millisecond,
 			SRTT: 10 * time.Millisecond, RTTVar: time.Millisecond,
 			P50: 10 * time.Millisecond, P95: 11 * time.Millisecond, P99: 11 * time.Millisecond,

@@ -107,6 +107,7 @@ func newFakeCapture(tb testing.TB, cfg capture.LiveConfig, r capture.Resolver) *
 	// The kernel filter passes only the peers; the engine's userspace
 	// filter does the same here.
 	f.engine.SetPeerFilter(peers)
+	f.engine.SetNames(peers) // host names group their addresses, as in Live
 	if len(warns) > 0 {
 		f.health.Warnings = []string{errors.Join(warns...).Error()}
 	}
@@ -183,8 +184,22 @@ func (f *fakeCapture) Peers() *capture.Peers { return f.peers }
 // testTime stamps every recorded point, so that whole series compare.
 var testTime = time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
 
-func newRecorder() *check.Recorder {
-	return &check.Recorder{Now: func() time.Time { return testTime }}
+// newRecorder returns a Recorder for the test, and checks when the test
+// ends that no run sent one metric and tag set twice.
+func newRecorder(tb testing.TB) *check.Recorder {
+	rec := &check.Recorder{Now: func() time.Time { return testTime }}
+	tb.Cleanup(func() { checkUnique(tb, rec) })
+	return rec
+}
+
+// checkUnique fails tb if a batch of rec holds a metric and tag set twice.
+func checkUnique(tb testing.TB, rec *check.Recorder) {
+	tb.Helper()
+	for i, b := range rec.Batches() {
+		if dup := b.Duplicates(); len(dup) > 0 {
+			tb.Errorf("run %d sent these metric and tag sets more than once: %v", i+1, dup)
+		}
+	}
 }
 
 // configure returns a check configured from instance and initConfig,

@@ -284,12 +284,8 @@ func (c *Check) startLocked() {
 func ms(d time.Duration) float64 { return float64(d) / 1e6 }
 
 func (c *Check) submitPeers(s Sender, peers []capture.PeerStats) {
-	tagger := c.capture.Peers()
 	for _, p := range peers {
 		dst := p.Remote.String()
-		if tagger != nil {
-			dst = tagger.Tag(p.Remote)
-		}
 		tags := make([]string, 0, len(c.baseTags)+2)
 		tags = append(tags, "src:"+p.Local.String(), "dst:"+dst)
 		tags = append(tags, c.baseTags...)

@@ -66,7 +66,7 @@ func TestRunPCAPReplay(t *testing.T) {
 			frames := loadPCAP(t, tt.file)
 			c, fake := withFake(t, "interface: eth0\ntags: [env:test, team:net]\n", "", nil)
 			c.Hostname = "host-a"
-			rec := newRecorder()
+			rec := newRecorder(t)
 			base := []string{"iface:eth0", "env:test", "team:net"}
 			peerTags := append([]string{"src:" + tt.local.String(), "dst:" + tt.peer.String()}, base...)
 			ok := []check.ServiceCheckResult{{Check: check.ServiceCheckName, Status: servicecheck.ServiceCheckOK, Tags: base, Host: "host-a"}}
@@ -79,7 +79,7 @@ func TestRunPCAPReplay(t *testing.T) {
 
 				want := check.Batch{ServiceChecks: ok}
 				if part != nil {
-					if len(drained) != 1 || drained[0].PeerKey != (capture.PeerKey{Local: tt.local, Remote: tt.peer}) {
+					if len(drained) != 1 || drained[0].PeerKey != capture.AddrPeer(tt.local, tt.peer) {
 						t.Fatalf("run %d: engine drained %+v, want one peer %v -> %v", i, drained, tt.local, tt.peer)
 					}
 					p := drained[0]
@@ -161,7 +161,7 @@ func TestRunDstTags(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c, fake := withFake(t, "interface: eth0\ntags: [env:test]\n"+tt.peers, "", resolver)
-			rec := newRecorder()
+			rec := newRecorder(t)
 			fake.feed(v6) // recorded first, so capture time runs forward
 			fake.feed(v4)
 			b := run(t, c, rec)
@@ -218,7 +218,7 @@ func TestRunInstanceTags(t *testing.T) {
 			c.NewCapture = func(capture.LiveConfig) (check.Capture, error) { return fake, nil }
 			defer c.Cancel()
 			fake.feed(frames)
-			b := run(t, c, newRecorder())
+			b := run(t, c, newRecorder(t))
 			peer := sortedTags(append([]string{"src:192.0.2.1", "dst:192.0.2.2"}, tt.base...)...)
 			for _, s := range b.Series {
 				want := sortedTags(tt.base...)
@@ -245,7 +245,7 @@ func TestRunInstanceTags(t *testing.T) {
 func TestRunUnresolvedHost(t *testing.T) {
 	resolver := fakeResolver{"server.example": {pcapServer4}}
 	c, fake := withFake(t, "interface: eth0\nhosts: [server.example, gone.example]", "", resolver)
-	rec := newRecorder()
+	rec := newRecorder(t)
 	fake.feed(loadPCAP(t, "reqresp_nots_v4.pcap"))
 	b := run(t, c, rec)
 	sc := canCapture(t, b)
@@ -351,7 +351,7 @@ func TestServiceCheck(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c, fake := withFake(t, "interface: eth0\ntags: [env:test]", "", nil)
 			c.StartWait = time.Millisecond
-			rec := newRecorder()
+			rec := newRecorder(t)
 			for i, st := range tt.steps {
 				if st.health != nil {
 					fake.setHealth(st.health)
@@ -428,7 +428,7 @@ func TestRunStartFailure(t *testing.T) {
 				return fake, nil
 			}
 			defer c.Cancel()
-			rec := newRecorder()
+			rec := newRecorder(t)
 			for i := range 2 {
 				start := time.Now()
 				err := c.Run(rec)
@@ -463,7 +463,7 @@ func TestRunStartFailure(t *testing.T) {
 // commits.
 func TestRunNotConfigured(t *testing.T) {
 	var c check.Check
-	rec := newRecorder()
+	rec := newRecorder(t)
 	if err := c.Run(rec); err == nil || !strings.Contains(err.Error(), "not configured") {
 		t.Errorf("Run() = %v, want a not-configured error", err)
 	}
@@ -490,7 +490,7 @@ func TestStartsOnFirstRun(t *testing.T) {
 	if calls != 0 {
 		t.Fatal("NewCapture called before the first Run")
 	}
-	rec := newRecorder()
+	rec := newRecorder(t)
 	for range 3 {
 		run(t, c, rec)
 	}
@@ -522,7 +522,7 @@ func TestStartsOnFirstRun(t *testing.T) {
 // Cancel (one the scheduler had queued) reports the cancellation.
 func TestCancel(t *testing.T) {
 	c, fake := withFake(t, "interface: eth0", "", nil)
-	run(t, c, newRecorder())
+	run(t, c, newRecorder(t))
 	c.Cancel()
 	c.Cancel()
 	if starts, stops := fake.counts(); starts != 1 || stops != 1 {
@@ -531,7 +531,7 @@ func TestCancel(t *testing.T) {
 	if s := fake.Health().State; s != capture.StateStopped {
 		t.Errorf("capture state %v after Cancel, want stopped", s)
 	}
-	if err := c.Run(newRecorder()); err == nil || !strings.Contains(err.Error(), "cancelled") {
+	if err := c.Run(newRecorder(t)); err == nil || !strings.Contains(err.Error(), "cancelled") {
 		t.Errorf("Run after Cancel: %v, want the cancellation", err)
 	}
 	if starts, _ := fake.counts(); starts != 1 {
@@ -540,7 +540,7 @@ func TestCancel(t *testing.T) {
 
 	c2, fake2 := withFake(t, "interface: eth0", "", nil)
 	c2.Cancel() // before Run: nothing to stop, nothing to start later
-	if err := c2.Run(newRecorder()); err == nil {
+	if err := c2.Run(newRecorder(t)); err == nil {
 		t.Error("Run after Cancel succeeded")
 	}
 	if starts, stops := fake2.counts(); starts != 0 || stops != 0 {
@@ -553,7 +553,7 @@ func TestCancel(t *testing.T) {
 func TestConcurrentUse(t *testing.T) {
 	c, fake := withFake(t, "interface: eth0", "", nil)
 	frames := loadPCAP(t, "bulk_ts_v4.pcap")
-	rec := newRecorder()
+	rec := newRecorder(t)
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		for i := range frames {
@@ -605,7 +605,7 @@ func TestWarnings(t *testing.T) {
 	if w := c.Warnings(); len(w) != 0 {
 		t.Errorf("second Warnings() = %v, want none: it clears them", w)
 	}
-	rec := newRecorder()
+	rec := newRecorder(t)
 	for i := range 2 {
 		run(t, c, rec)
 		contains(fmt.Sprintf("after run %d", i), c.Warnings())
@@ -680,7 +680,7 @@ func TestLiveCheck(t *testing.T) {
 	// The default 50 ms for the socket to open can run out on a loaded
 	// machine, making the first run WARNING "capture is starting".
 	c.StartWait = 2 * time.Second
-	rec := newRecorder()
+	rec := newRecorder(t)
 	base := []string{"iface:veth0", "env:test", "team:net"}
 
 	b := run(t, c, rec)
@@ -780,7 +780,7 @@ func TestLiveCheckHosts(t *testing.T) {
 		return live, err
 	}
 	defer c.Cancel()
-	rec := newRecorder()
+	rec := newRecorder(t)
 	run(t, c, rec)
 	// The resolved address reaches the kernel filter within about a
 	// second: repeat the traffic until it is timed.
@@ -807,6 +807,75 @@ func TestLiveCheckHosts(t *testing.T) {
 	}
 }
 
+// TestLiveCheckHostWithTwoAddresses is a load balancer with two A records:
+// traffic to both addresses is one series per metric, tagged with the host
+// name, whose sample count is that of both; no run sends a metric and tag
+// set twice (newRecorder checks every run).
+func TestLiveCheckHostWithTwoAddresses(t *testing.T) {
+	pair := testbed.NewVethPair(t)
+	second := netip.MustParseAddr("192.0.2.3")
+	if err := pair.Server.IP("addr", "add", second.String()+"/24", "dev", pair.ServerIf); err != nil {
+		t.Fatal(err)
+	}
+	if err := pair.Client.IP("neigh", "replace", second.String(), "lladdr", pair.ServerMAC.String(), "dev", pair.ClientIf, "nud", "permanent"); err != nil {
+		t.Fatal(err)
+	}
+	c := configure(t, fmt.Sprintf("interface: %s\nnetns: %s\nhosts: [lb.test]", pair.ClientIf, pair.Client.Path()), "")
+	var live *capture.Live
+	c.NewCapture = func(cfg capture.LiveConfig) (check.Capture, error) {
+		cfg.Resolver = fakeResolver{"lb.test": {pair.ServerAddr4, second}}
+		var err error
+		live, err = capture.NewLive(cfg)
+		return live, err
+	}
+	defer c.Cancel()
+	rec := newRecorder(t)
+	run(t, c, rec)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	// The resolved addresses reach the kernel filter within about a
+	// second: wait until both are timed.
+	var seen [2]bool
+	waitFor(t, 10*time.Second, "samples of both addresses", func() bool {
+		for i, a := range []netip.Addr{pair.ServerAddr4, second} {
+			before := live.Health().Stats.Samples
+			p := pair.Path4()
+			p.Dst = a
+			if err := testbed.RequestResponse(ctx, p, testbed.RequestResponseConfig{Count: 3}); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(150 * time.Millisecond)
+			seen[i] = seen[i] || live.Health().Stats.Samples > before
+		}
+		return seen[0] && seen[1]
+	})
+	run(t, c, rec) // starts an interval with both addresses filtered in
+	for _, a := range []netip.Addr{pair.ServerAddr4, second} {
+		p := pair.Path4()
+		p.Dst = a
+		// 5 ms apart: a sample per TSval tick of 1 ms at most.
+		if err := testbed.RequestResponse(ctx, p, testbed.RequestResponseConfig{Count: 10, Gap: 5 * time.Millisecond}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(250 * time.Millisecond)
+	b := run(t, c, rec)
+	for _, m := range []string{check.MetricRTT, check.MetricRTTP99, check.MetricRTTSamples} {
+		s := b.Find(m, "dst:lb.test")
+		if len(s) != 1 {
+			t.Fatalf("%s series of dst:lb.test: %+v, want exactly one", m, s)
+		}
+		if m == check.MetricRTTSamples && s[0].Points[0][1] < 20 {
+			t.Errorf("%s = %v, want at least 20: 10 requests to each address", m, s[0].Points[0][1])
+		}
+	}
+	for _, s := range rttSeries(b) {
+		if !slices.Contains(s.Tags, "dst:lb.test") {
+			t.Errorf("series %s %v: every address of lb.test must be tagged with its name", s.Metric, s.Tags)
+		}
+	}
+}
+
 // TestLiveCheckMissingInterface configures an interface that does not
 // exist in the namespace: Run returns quickly with CRITICAL naming it.
 func TestLiveCheckMissingInterface(t *testing.T) {
@@ -814,7 +883,7 @@ func TestLiveCheckMissingInterface(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	c, _ := liveCheck(t, "nosuch0", ns.Path(), nil)
 	defer c.Cancel()
-	rec := newRecorder()
+	rec := newRecorder(t)
 	start := time.Now()
 	err := c.Run(rec)
 	if d := time.Since(start); d > 100*time.Millisecond {
@@ -846,7 +915,7 @@ func TestLiveCheckPermission(t *testing.T) {
 	if os.Getenv("GO_METRO_CHECK_PERM_CHILD") == "1" {
 		c := configure(t, "interface: lo", "")
 		defer c.Cancel()
-		rec := newRecorder()
+		rec := newRecorder(t)
 		err := c.Run(rec)
 		sc := canCapture(t, rec.Last())
 		fmt.Printf("err=%v\nstatus=%s\nmessage=%s\n", err, sc.Status, sc.Message)

@@ -1,7 +1,9 @@
 package check
 
 import (
+	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -115,6 +117,32 @@ func (r *Recorder) Last() Batch {
 		return Batch{}
 	}
 	return r.batches[len(r.batches)-1]
+}
+
+// Duplicates returns the metric and tag sets that b holds more than once,
+// each as "metric{tags}", sorted: the Agent keeps only the last value of
+// a series in a run, so a check must send each at most once.
+func (b Batch) Duplicates() []string {
+	seen := map[string]int{}
+	key := func(name, typ, host string, tags []string) string {
+		t := slices.Clone(tags)
+		slices.Sort(t)
+		return fmt.Sprintf("%s(%s){%s}@%s", name, typ, strings.Join(t, ","), host)
+	}
+	for _, s := range b.Series {
+		seen[key(s.Metric, s.Type, s.Host, s.Tags)]++
+	}
+	for _, c := range b.ServiceChecks {
+		seen[key(c.Check, "service_check", c.Host, c.Tags)]++
+	}
+	var dup []string
+	for k, n := range seen {
+		if n > 1 {
+			dup = append(dup, k)
+		}
+	}
+	slices.Sort(dup)
+	return dup
 }
 
 // Find returns the series of metric in b whose tags include all of tags.

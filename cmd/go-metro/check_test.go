@@ -98,7 +98,7 @@ func twoPeers(capture.LiveConfig) *fakeCapture {
 	local := netip.MustParseAddr("10.0.0.1")
 	p := func(remote string, n uint64, last, avg, min, max float64) capture.PeerStats {
 		var s capture.PeerStats
-		s.Local, s.Remote = local, netip.MustParseAddr(remote)
+		s.PeerKey = capture.AddrPeer(local, netip.MustParseAddr(remote))
 		s.Count, s.Last, s.SRTT, s.RTTVar = n, ms2d(last), ms2d(avg), ms2d(avg/10)
 		s.Min, s.Max, s.P50, s.P95, s.P99 = ms2d(min), ms2d(max), ms2d(avg), ms2d(max), ms2d(max)
 		return s

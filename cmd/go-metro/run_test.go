@@ -479,7 +479,7 @@ func startDaemon(t *testing.T, path string, mk func(capture.LiveConfig) *fakeCap
 // onePeer has 192.0.2.1 talking to 192.0.2.2.
 func onePeer(capture.LiveConfig) *fakeCapture {
 	var p capture.PeerStats
-	p.Local, p.Remote = netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2")
+	p.PeerKey = capture.AddrPeer(netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2"))
 	p.Count, p.Last, p.SRTT, p.Min, p.Max, p.P50, p.P95, p.P99 = 4, ms2d(2), ms2d(2), ms2d(1), ms2d(3), ms2d(2), ms2d(3), ms2d(3)
 	return &fakeCapture{peers: []capture.PeerStats{p}}
 }
