@@ -79,7 +79,7 @@ func TestCopies(t *testing.T) {
 	tests := []struct {
 		name   string
 		cfg    Config
-		steps  []step      // seen once
+		steps  []step // seen once
 		copies func([]step) []step
 	}{
 		{

@@ -118,8 +118,8 @@ type Engine struct {
 	flows     *flowTable
 	agg       *aggregator
 	pkt       Packet
-	now       int64 // latest capture time seen
-	lastSweep int64 // engine clock of the last expiry
+	now       int64      // latest capture time seen
+	lastSweep int64      // engine clock of the last expiry
 	cur       *flow      // the flow whose samples emit is receiving
 	curTime   int64      // the capture time emit stamps them with
 	emitFn    sampleFunc // e.emit, bound once so that Process does not allocate

@@ -40,7 +40,7 @@ type Live struct {
 	stopping  atomic.Bool
 
 	kernelCount                [2]kernelCounter // packets, drops; capture goroutine only
-	kernelPackets, kernelDrops atomic.Uint64 // including the open socket
+	kernelPackets, kernelDrops atomic.Uint64    // including the open socket
 	panics                     atomic.Uint64
 
 	clockBase time.Time // origin of the monotonic clock given to the engine
