@@ -189,8 +189,10 @@ func abort(c net.Conn) error {
 // timeout, and returns their errors in order: nil for a connect that
 // succeeded (its connection is closed at once). To a port nobody listens on,
 // each fails with ECONNREFUSED; through a [DelayLine] that drops the SYNs to
-// the port (Impairment.DropSYNToPort), each times out after the client has
-// sent its SYN again at 1, 3, 7 s... since the first.
+// the port (Impairment.DropSYNToPort), each times out, having sent its SYN
+// again after 1 s, then every second for net.ipv4.tcp_syn_linear_timeouts
+// (4, Linux 6.6 and later) more times, then after twice as long each time:
+// 7 SYNs in 11 s, at 0, 1, 2, 3, 4, 5 and 7 s.
 func Connects(ctx context.Context, ns *NetNS, dst netip.AddrPort, count int, timeout time.Duration) []error {
 	errs := make([]error, count)
 	var wg sync.WaitGroup

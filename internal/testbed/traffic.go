@@ -363,8 +363,12 @@ func runListen(ctx context.Context, p Path, lc *net.ListenConfig, conns int, han
 		}
 	})
 
+	dialer := new(net.Dialer)
+	if p.CongestionControl != "" {
+		dialer.Control = congestionControlControl(p.CongestionControl)
+	}
 	dial := func(ctx context.Context) (net.Conn, error) {
-		c, err := p.Client.Dial(ctx, "tcp", addr)
+		c, err := p.Client.dial(ctx, dialer, "tcp", addr)
 		if err != nil {
 			return nil, fmt.Errorf("dial from netns %q: %w", p.Client.Name(), err)
 		}
