@@ -46,6 +46,12 @@ func (p *Pair) Close() error {
 type Path struct {
 	Client, Server *NetNS
 	Dst            netip.Addr
+	// CongestionControl, if not empty, is the congestion control algorithm
+	// of the client's sockets (TCP_CONGESTION, Linux only), for example
+	// "cubic" where the namespaces default to "bbr". A namespace's default
+	// can only be one of net.ipv4.tcp_allowed_congestion_control; a socket
+	// of root's can be any the kernel has.
+	CongestionControl string
 }
 
 // String describes the path, for logs.
