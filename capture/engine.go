@@ -46,6 +46,13 @@ type Config struct {
 	// ServiceTags is set; further ports are folded into PortOther. 0 means
 	// DefaultMaxPorts.
 	MaxPorts int
+	// SYNTimeout is how long a SYN of the local side may go without a
+	// SYN-ACK, from the first transmission, before the connection counts
+	// in TCPCounts.Timeouts; 0 means DefaultSYNTimeout.
+	SYNTimeout time.Duration
+	// NoTCPCounts turns the loss and failure counts of TCPCounts off (the
+	// tcp_health: false setting).
+	NoTCPCounts bool
 	// EphemeralPorts is the host's ephemeral port range
 	// (ip_local_port_range), used to tell the direction of connections
 	// that began before the capture; the zero value means
@@ -55,6 +62,9 @@ type Config struct {
 	// sample. It must not retain the Engine's locks or block for long.
 	OnSample func(Sample)
 }
+
+// DefaultSYNTimeout is the default SYNTimeout (the syn_timeout setting).
+const DefaultSYNTimeout = 10 * time.Second
 
 // DefaultMaxPorts is the default cap on service ports per peer (the
 // max_ports setting).
