@@ -118,6 +118,10 @@ func (l *Live) Start() error {
 	if err := l.peers.Load().CheckNotAllLocal(l.engine.Local()); err != nil {
 		return err
 	}
+	if l.cfg.Engine.ServiceTags && l.cfg.Engine.EphemeralPorts == [2]uint16{} {
+		// The capture goroutine, started below, reads it.
+		l.engine.ephem = l.ephemeralPorts()
+	}
 	l.stopping.Store(false)
 	l.mu.Lock()
 	l.state = StateStarting
@@ -525,6 +529,25 @@ func (l *Live) setFilter(tp *afpacket.TPacket, fl FilterLink) error {
 		return fmt.Errorf("capture on %s: attach kernel filter: %w", l.cfg.Interface, err)
 	}
 	return nil
+}
+
+// ephemeralPorts reads the ephemeral port range of the capture's network
+// namespace, which tells the direction of connections whose handshake was
+// not seen; Linux's default when it cannot be read.
+func (l *Live) ephemeralPorts() [2]uint16 {
+	r := DefaultEphemeralPorts
+	_ = inNetns(l.cfg.Netns, func() error {
+		b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+		if err != nil {
+			return err
+		}
+		var lo, hi uint16
+		if _, err := fmt.Sscan(string(b), &lo, &hi); err == nil && lo > 0 && lo <= hi {
+			r = [2]uint16{lo, hi}
+		}
+		return nil
+	})
+	return r
 }
 
 // addrLoop keeps the local addresses current: on change notifications, on

@@ -248,6 +248,9 @@ func peerSeries(p capture.PeerStats, tags []string) []check.Series {
 	g := func(m string, d time.Duration) check.Series {
 		return check.Series{Metric: m, Type: check.TypeGauge, Points: point(ms(d)), Tags: tags}
 	}
+	c := func(m string, n uint64) check.Series {
+		return check.Series{Metric: m, Type: check.TypeCount, Points: point(float64(n)), Tags: tags}
+	}
 	return []check.Series{
 		g(check.MetricRTT, p.Last),
 		g(check.MetricRTTAvg, p.SRTT),
@@ -258,7 +261,49 @@ func peerSeries(p capture.PeerStats, tags []string) []check.Series {
 		g(check.MetricRTTP95, p.P95),
 		g(check.MetricRTTP99, p.P99),
 		{Metric: check.MetricRTTSamples, Type: check.TypeCount, Points: point(float64(p.Count)), Tags: tags},
+		// The TCP counts: 0 for a peer with samples.
+		c(check.MetricRetransmits, p.TCP.Retransmits),
+		c(check.MetricConnectionsOpened, p.TCP.Opened),
+		c(check.MetricConnectionsRefused, p.TCP.Refused),
+		c(check.MetricConnectionTimeouts, p.TCP.Timeouts),
+		withTag(c(check.MetricResets, p.TCP.ResetsLocal), "sender:local"),
+		withTag(c(check.MetricResets, p.TCP.ResetsRemote), "sender:remote"),
+		c(check.MetricZeroWindows, p.TCP.ZeroWindows),
 	}
+}
+
+func withTag(s check.Series, tag string) check.Series {
+	s.Tags = append(slices.Clone(s.Tags), tag)
+	return s
+}
+
+// peerBuckets returns the histogram buckets the check must submit for
+// one peer.
+func peerBuckets(p capture.PeerStats, tags []string, host string) []check.HistogramBucket {
+	var out []check.HistogramBucket
+	for _, b := range p.Buckets {
+		out = append(out, check.HistogramBucket{
+			Metric: check.MetricRTTDistribution, Value: int64(b.Count), LowerBound: ms(b.Lower), UpperBound: ms(b.Upper),
+			Tags: tags, Host: host,
+		})
+	}
+	return out
+}
+
+// tagValue returns the first tag of tags with the given key, or "".
+func tagValue(tags []string, key string) string {
+	for _, t := range tags {
+		if strings.HasPrefix(t, key+":") {
+			return t
+		}
+	}
+	return ""
+}
+
+// isPeerSeries reports whether s is tagged with a peer: an RTT series or
+// a TCP count.
+func isPeerSeries(s check.Series) bool {
+	return isRTT(s) || strings.HasPrefix(s.Metric, "go_metro.tcp.")
 }
 
 // telemetry is the expected capture telemetry of one run.

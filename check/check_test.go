@@ -1,6 +1,7 @@
 package check_test
 
 import (
+	stdcmp "cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -26,7 +27,15 @@ import (
 // normalize sorts the tags of every series and service check, and the
 // series by metric and tags, so that batches compare as sets.
 func normalize(b check.Batch) check.Batch {
-	out := check.Batch{Series: []check.Series{}, ServiceChecks: []check.ServiceCheckResult{}}
+	out := check.Batch{Series: []check.Series{}, ServiceChecks: []check.ServiceCheckResult{}, HistogramBuckets: []check.HistogramBucket{}}
+	for _, h := range b.HistogramBuckets {
+		h.Tags = sortedTags(h.Tags...)
+		out.HistogramBuckets = append(out.HistogramBuckets, h)
+	}
+	slices.SortStableFunc(out.HistogramBuckets, func(a, b check.HistogramBucket) int {
+		return stdcmp.Or(strings.Compare(a.Metric, b.Metric), strings.Compare(strings.Join(a.Tags, ","), strings.Join(b.Tags, ",")),
+			stdcmp.Compare(a.LowerBound, b.LowerBound))
+	})
 	for _, s := range b.Series {
 		s.Tags = sortedTags(s.Tags...)
 		out.Series = append(out.Series, s)
@@ -85,6 +94,7 @@ func TestRunPCAPReplay(t *testing.T) {
 					p := drained[0]
 					total += p.Count
 					want.Series = peerSeries(p, peerTags)
+					want.HistogramBuckets = peerBuckets(p, peerTags, "host-a")
 					checkRTT(t, i, rttSeries(got), tt.upper)
 				} else if len(drained) != 0 {
 					t.Fatalf("run %d: engine drained %+v after no new frames", i, drained)
@@ -222,7 +232,10 @@ func TestRunInstanceTags(t *testing.T) {
 			peer := sortedTags(append([]string{"src:192.0.2.1", "dst:192.0.2.2"}, tt.base...)...)
 			for _, s := range b.Series {
 				want := sortedTags(tt.base...)
-				if isRTT(s) {
+				switch {
+				case s.Metric == check.MetricResets:
+					want = sortedTags(append(slices.Clone(peer), "sender:"+strings.TrimPrefix(tagValue(s.Tags, "sender"), "sender:"))...)
+				case isPeerSeries(s):
 					want = peer
 				}
 				if diff := cmp.Diff(want, sortedTags(s.Tags...)); diff != "" {
@@ -505,11 +518,13 @@ func TestStartsOnFirstRun(t *testing.T) {
 		Peers:     capture.PeerSpec{IPs: []string{"198.51.100.0/24"}},
 		Local:     []string{"203.0.113.5"},
 		Engine: capture.Config{
-			Methods:  capture.Methods(0).With(capture.MethodTimestamp),
-			IdleTTL:  120 * time.Second,
-			ExpTTL:   30 * time.Second,
-			MaxFlows: 1000,
-			MaxPeers: capture.DefaultMaxPeers,
+			Methods:    capture.Methods(0).With(capture.MethodTimestamp),
+			IdleTTL:    120 * time.Second,
+			ExpTTL:     30 * time.Second,
+			MaxFlows:   1000,
+			MaxPeers:   capture.DefaultMaxPeers,
+			MaxPorts:   capture.DefaultMaxPorts,
+			SYNTimeout: capture.DefaultSYNTimeout,
 		},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
@@ -941,6 +956,80 @@ func TestLiveCheckPermission(t *testing.T) {
 	for _, want := range []string{"err=<nil>", "status=CRITICAL", "capture on lo: operation not permitted", "setcap cap_net_raw+ep ", "or run as root"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("child output lacks %q", want)
+		}
+	}
+}
+
+// TestLiveCheckServiceTags runs, with service_tags, two outbound services
+// on the peer (ports 7001 and 7002) and one inbound service (port 7003 on
+// the local side): each series carries its direction and port, and its
+// sample count with the three together equals what its connection gives
+// alone.
+func TestLiveCheckServiceTags(t *testing.T) {
+	pair := testbed.NewVethPair(t)
+	c := configure(t, fmt.Sprintf("interface: %s\nnetns: %s\nservice_tags: true", pair.ClientIf, pair.Client.Path()), "")
+	c.StartWait = 2 * time.Second
+	defer c.Cancel()
+	rec := newRecorder(t)
+	run(t, c, rec)
+	out1, out2 := pair.Path4(), pair.Path4()
+	out1.Port, out2.Port = 7001, 7002
+	in := testbed.Path{Client: pair.Server, Server: pair.Client, Dst: pair.ClientAddr4, Port: 7003}
+	conns := []struct {
+		path testbed.Path
+		tags []string
+	}{
+		{out1, []string{"direction:outbound", "port:7001"}},
+		{out2, []string{"direction:outbound", "port:7002"}},
+		{in, []string{"direction:inbound", "port:7003"}},
+	}
+	traffic := func(p testbed.Path) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		return testbed.RequestResponse(ctx, p, testbed.RequestResponseConfig{Count: 20, Gap: 5 * time.Millisecond})
+	}
+	samples := func(b check.Batch, tags []string) float64 {
+		s := b.Find(check.MetricRTTSamples, tags...)
+		if len(s) != 1 {
+			t.Fatalf("%s series with %v: %+v, want exactly one", check.MetricRTTSamples, tags, s)
+		}
+		return s[0].Points[0][1]
+	}
+	// Each connection alone, one run each.
+	alone := make([]float64, len(conns))
+	for i, cn := range conns {
+		if err := traffic(cn.path); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(250 * time.Millisecond)
+		b := run(t, c, rec)
+		alone[i] = samples(b, cn.tags)
+		if n := len(b.Find(check.MetricRTTSamples)); n != 1 {
+			t.Errorf("run of %v alone: %d series, want 1", cn.tags, n)
+		}
+	}
+	// The three at once, in one run.
+	errs := make(chan error, len(conns))
+	for _, cn := range conns {
+		go func() { errs <- traffic(cn.path) }()
+	}
+	for range conns {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(250 * time.Millisecond)
+	b := run(t, c, rec)
+	for i, cn := range conns {
+		got := samples(b, cn.tags)
+		t.Logf("%v: %v samples alone, %v together", cn.tags, alone[i], got)
+		if got != alone[i] || got < 20 {
+			t.Errorf("%v: %v samples together, %v alone: want the same, at least 20 (one per request)", cn.tags, got, alone[i])
+		}
+		for _, s := range b.Find(check.MetricRTTSamples, cn.tags...) {
+			if want := sortedTags(append([]string{"src:192.0.2.1", "dst:192.0.2.2", "iface:veth0"}, cn.tags...)...); !slices.Equal(sortedTags(s.Tags...), want) {
+				t.Errorf("tags %v, want %v", s.Tags, want)
+			}
 		}
 	}
 }

@@ -52,6 +52,9 @@ type Path struct {
 	// can only be one of net.ipv4.tcp_allowed_congestion_control; a socket
 	// of root's can be any the kernel has.
 	CongestionControl string
+	// Port, if not 0, is the port the server listens on; 0 takes an
+	// ephemeral one.
+	Port uint16
 }
 
 // String describes the path, for logs.

@@ -318,7 +318,7 @@ func runListen(ctx context.Context, p Path, lc *net.ListenConfig, conns int, han
 	var ln net.Listener
 	err := p.Server.Do(func() error {
 		var err error
-		ln, err = lc.Listen(ctx, "tcp", netip.AddrPortFrom(p.Dst, 0).String())
+		ln, err = lc.Listen(ctx, "tcp", netip.AddrPortFrom(p.Dst, p.Port).String())
 		return err
 	})
 	if err != nil {
