@@ -47,6 +47,7 @@ type flow struct {
 	lastSeen   int64 // engine clock (monotonic when live), ns
 	closed     bool  // saw FIN or RST
 	dir        Direction
+	conn       uint32         // bumped for each connection the local side opens on it, and on reuse
 	peerGen    uint32         // the engine's group generation peer was looked up in
 	peer       *peerRec       // the aggregate its samples and counts go to; nil until needed
 	seen       [2]lastSegment // by direction: dirOut, dirIn
@@ -201,6 +202,7 @@ func (t *flowTable) get(k flowKey, create bool) *flow {
 	t.active.Store(uint64(len(t.m) + 1))
 	f.key, f.prev, f.next, f.lastSeen, f.closed = k, nil, nil, 0, false
 	f.dir, f.peer, f.peerGen, f.seen = DirUnknown, nil, 0, [2]lastSegment{}
+	f.conn++ // pending SYNs of the flow's previous use no longer match
 	f.rtt.reset(false)
 	t.m[k] = f
 	t.open.pushFront(f)

@@ -121,6 +121,10 @@ type rttVars struct {
 	tsMaxOK bool // tsMax holds the highest TSval the local side sent
 	tsMax   uint32
 
+	// established: the connection is open (its handshake completed, or it
+	// carried data when the capture began), so that a RST resets it.
+	established bool
+
 	sndNxt, prevAck, lastEcho uint32
 	rxLo, rxHi                uint32
 }
@@ -147,6 +151,20 @@ const (
 	hsPassive
 )
 
+// event is what a segment tells of the connection, for the TCP counts;
+// several may be set at once.
+type event uint8
+
+const (
+	evRetransmit  event = 1 << iota // the local side sent sequence space again
+	evActiveOpen                    // the first SYN of a connection the local side opens
+	evOpened                        // the handshake completed
+	evRefused                       // the local side's SYN was answered by RST
+	evResetLocal                    // the local side reset an established connection
+	evResetRemote                   // the peer reset an established connection
+	evZeroWindow                    // the peer advertised a zero receive window
+)
+
 // sampleFunc receives an estimator's raw sample: the RTT in ns (possibly
 // negative when capture time went backwards), the method, and the clock
 // epoch of the segment it timed, so that a sample across a clock step is
@@ -155,9 +173,16 @@ type sampleFunc func(rtt int64, m Method, epoch uint8)
 
 // timeOutgoing handles a segment sent by the local side, at capture time t
 // in clock epoch epoch.
-func (r *rttState) timeOutgoing(p *Packet, t int64, epoch uint8, methods Methods) {
+func (r *rttState) timeOutgoing(p *Packet, t int64, epoch uint8, methods Methods) (ev event) {
 	if p.Flags&FlagRST != 0 {
-		return
+		if r.established {
+			ev = evResetLocal
+		}
+		r.established = false
+		return ev
+	}
+	if r.hs == hsNone && p.Flags&(FlagACK|FlagSYN) == FlagACK {
+		r.established = true // a connection picked up after its handshake
 	}
 	if p.HasTS {
 		r.tsOut = true
@@ -180,23 +205,32 @@ func (r *rttState) timeOutgoing(p *Packet, t int64, epoch uint8, methods Methods
 				r.tsMax, r.tsMaxOK = p.TSval, true
 			}
 			r.hs, r.hsSeq, r.hsFirst = kind, p.Seq, tx
+			if kind == hsActive {
+				ev |= evActiveOpen
+			}
 		} else {
 			// A retransmission: which one the answer is to, only its
 			// echo can tell (Karn's rule for the handshake).
 			r.hsResent = true
+			ev |= evRetransmit
 		}
 		r.hsLast = tx
 		if methods.Has(MethodHandshake) {
 			// The handshake estimator times it; the others start after it.
 			r.sndNxt, r.sndNxtOK = p.Seq+n, true
-			return
+			return ev
 		}
 	}
 	if n == 0 {
-		return // pure ACK: nothing to be acknowledged
+		return ev // pure ACK: nothing to be acknowledged
 	}
 	end := p.Seq + n
 	retrans := r.sndNxtOK && seqLT(p.Seq, r.sndNxt)
+	if retrans && p.Flags&FlagSYN == 0 && !(n <= 1 && p.Flags&FlagFIN == 0 && p.Seq == r.sndNxt-1) {
+		// Sequence space sent again; a keepalive, one byte or none at
+		// the last byte sent, is not (as tshark sees it).
+		ev |= evRetransmit
+	}
 	if retrans {
 		// Only resent bytes not yet acknowledged make a later ACK
 		// ambiguous. Bytes the peer already acknowledged (a 1-byte
@@ -231,10 +265,10 @@ func (r *rttState) timeOutgoing(p *Packet, t int64, epoch uint8, methods Methods
 	}
 	useTS := methods.Has(MethodTimestamp) && p.HasTS
 	if retrans && !useTS {
-		return // Karn: a retransmission is never timed by sequence numbers
+		return ev // Karn: a retransmission is never timed by sequence numbers
 	}
 	if useTS && r.lastEchoOK && seqLEQ(p.TSval, r.lastEcho) {
-		return // that TSval was already echoed and sampled
+		return ev // that TSval was already echoed and sampled
 	}
 	if int(r.nseg) == len(r.segs) {
 		// Records that end more than 2^31 bytes behind the highest
@@ -244,18 +278,33 @@ func (r *rttState) timeOutgoing(p *Packet, t int64, epoch uint8, methods Methods
 		// timestamps to drop them, they would hold every slot.
 		r.drop(func(s *seg) bool { return seqGT(s.end, r.sndNxt) })
 		if int(r.nseg) == len(r.segs) {
-			return
+			return ev
 		}
 	}
 	r.segs[r.nseg] = seg{seq: p.Seq, end: end, tsval: p.TSval, t: t, hasTS: p.HasTS, retrans: retrans && !useTS, epoch: epoch}
 	r.nseg++
+	return ev
 }
 
 // timeIncoming handles a segment the local side received, at capture time
 // t, and calls emit for each sample it gives.
-func (r *rttState) timeIncoming(p *Packet, t int64, methods Methods, emit sampleFunc) {
-	if p.Flags&FlagACK == 0 || p.Flags&FlagRST != 0 {
-		return
+func (r *rttState) timeIncoming(p *Packet, t int64, methods Methods, emit sampleFunc) (ev event) {
+	if p.Flags&FlagRST != 0 {
+		switch {
+		case r.hs == hsActive && (p.Flags&FlagACK == 0 || p.Ack == r.hsSeq+1):
+			ev = evRefused
+			r.hs = hsNone
+		case r.established:
+			ev = evResetRemote
+		}
+		r.established = false
+		return ev
+	}
+	if p.Window == 0 && p.Flags&(FlagSYN|FlagFIN) == 0 {
+		ev |= evZeroWindow
+	}
+	if p.Flags&FlagACK == 0 {
+		return ev
 	}
 	ack := p.Ack
 	if r.hs != hsNone && ack == r.hsSeq+1 {
@@ -267,7 +316,11 @@ func (r *rttState) timeIncoming(p *Packet, t int64, methods Methods, emit sample
 				}
 			}
 			r.hs = hsNone
+			r.established = true
+			ev |= evOpened
 		}
+	} else if r.hs == hsNone && p.Flags&FlagSYN == 0 {
+		r.established = true // a connection picked up after its handshake
 	}
 	// RFC 7323 §4 (RTTM): an echo is a sample only from an ACK that
 	// advances SND.UNA; one that acknowledges nothing new may echo a pure
@@ -286,6 +339,7 @@ func (r *rttState) timeIncoming(p *Packet, t int64, methods Methods, emit sample
 		r.prevAck, r.prevAckOK = ack, true
 		r.drop(func(s *seg) bool { return seqLEQ(s.end, ack) })
 	}
+	return ev
 }
 
 // advances reports whether ack acknowledges something new: beyond the
