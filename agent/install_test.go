@@ -324,18 +324,22 @@ func sameFile(tb testing.TB, path, repo string) string {
 	return path
 }
 
-// goCmd runs go in dir, offline: everything it needs is in the module
-// cache once this module's tests are built.
+// goCmd runs go in dir. It downloads what the fake checkout needs that the
+// module cache lacks (go-metro's dependencies, the go.mod files of their
+// requirements) through the environment's GOPROXY, so that it works with an
+// empty module cache; GOFLAGS from the environment (-modcacherw, say) is
+// kept.
 func goCmd(tb testing.TB, dir string, args ...string) string {
 	tb.Helper()
 	cmd := exec.Command("go", args...)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod -buildvcs=false", "GOPROXY=off", "GOWORK=off", "GOTOOLCHAIN=local")
+	goflags := strings.TrimSpace(os.Getenv("GOFLAGS") + " -mod=mod -buildvcs=false")
+	cmd.Env = append(os.Environ(), "GOFLAGS="+goflags, "GOWORK=off", "GOTOOLCHAIN=local")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		tb.Fatalf("go %s in %s: %v\n%s", strings.Join(args, " "), dir, err, stderr.String())
+		tb.Fatalf("go %s in %s: %v\n%s%s", strings.Join(args, " "), dir, err, out, stderr.String())
 	}
 	return string(out)
 }
