@@ -323,30 +323,22 @@ func captureOnLo(t *testing.T, bin, how, want string, args ...string) {
 }
 
 // userID returns the uid of user in root's /etc/passwd.
-func userID(t *testing.T, root, user string) uint32 {
-	t.Helper()
-	for _, l := range strings.Split(readFile(t, filepath.Join(root, "etc/passwd")), "\n") {
-		if f := strings.Split(l, ":"); len(f) > 2 && f[0] == user {
-			var uid uint32
-			fmt.Sscan(f[2], &uid)
-			return uid
-		}
-	}
-	t.Fatalf("no user %s in %s/etc/passwd", user, root)
-	return 0
-}
+func userID(t *testing.T, root, user string) uint32 { return etcID(t, root, "passwd", user) }
 
 // groupID returns the gid of group in root's /etc/group.
-func groupID(t *testing.T, root, group string) uint32 {
+func groupID(t *testing.T, root, group string) uint32 { return etcID(t, root, "group", group) }
+
+// etcID returns the number, the third field, of name in root's /etc/file.
+func etcID(t *testing.T, root, file, name string) uint32 {
 	t.Helper()
-	for _, l := range strings.Split(readFile(t, filepath.Join(root, "etc/group")), "\n") {
-		if f := strings.Split(l, ":"); len(f) > 2 && f[0] == group {
-			var gid uint32
-			fmt.Sscan(f[2], &gid)
-			return gid
+	for _, l := range strings.Split(readFile(t, filepath.Join(root, "etc", file)), "\n") {
+		if f := strings.Split(l, ":"); len(f) > 2 && f[0] == name {
+			var id uint32
+			fmt.Sscan(f[2], &id)
+			return id
 		}
 	}
-	t.Fatalf("no group %s in %s/etc/group", group, root)
+	t.Fatalf("no %s in %s/etc/%s", name, root, file)
 	return 0
 }
 
