@@ -312,7 +312,7 @@ func (e *Engine) outgoing(p *Packet, t int64, dev Device) {
 		f.dir = e.guessDirection(f.key)
 	}
 	e.flows.touch(f, e.mono, closed)
-	if ev := f.rtt.timeOutgoing(p, t, e.epoch, e.methods); ev != 0 && e.counts {
+	if ev := f.rtt.timeOutgoing(p, t, e.epoch, e.methods, &e.flows.pool); ev != 0 && e.counts {
 		if ev&evActiveOpen != 0 {
 			f.conn++
 			e.syns = append(e.syns, pendingSYN{f: f, conn: f.conn, first: e.mono})
@@ -334,7 +334,7 @@ func (e *Engine) incoming(p *Packet, t int64, dev Device) {
 	}
 	e.flows.touch(f, e.mono, f.closed || p.Flags&(FlagFIN|FlagRST) != 0)
 	e.cur, e.curTime = f, t
-	ev := f.rtt.timeIncoming(p, t, e.methods, e.emitFn)
+	ev := f.rtt.timeIncoming(p, t, e.methods, e.emitFn, &e.flows.pool)
 	e.cur = nil
 	if ev != 0 && e.counts {
 		e.count(f, ev)
