@@ -47,27 +47,36 @@ type frameSample struct {
 // samples with frame numbers.
 func replayFrames(tb testing.TB, path string, cfg Config) ([]frameSample, *Engine) {
 	tb.Helper()
+	var out []frameSample
+	frame := 0
+	cfg.OnSample = func(s Sample) { out = append(out, frameSample{frame, s}) }
+	e := NewEngine(cfg)
+	replayFile(tb, path, e, func(*Frame) { frame++ })
+	return out, e
+}
+
+// replayFile runs every frame of a capture file through e, calling each,
+// if not nil, with the frame before e processes it.
+func replayFile(tb testing.TB, path string, e *Engine, each func(*Frame)) {
+	tb.Helper()
 	src, err := OpenFile(path)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	defer src.Close()
-	var out []frameSample
-	frame := 0
-	cfg.OnSample = func(s Sample) { out = append(out, frameSample{frame, s}) }
-	e := NewEngine(cfg)
 	for {
 		f, err := src.ReadFrame()
 		if err == io.EOF {
-			break
+			return
 		}
 		if err != nil {
 			tb.Fatal(err)
 		}
-		frame++
+		if each != nil {
+			each(&f)
+		}
 		e.ProcessFrame(&f)
 	}
-	return out, e
 }
 
 // tsharkCommand is the exact command that produced testdata/NAME.ack_rtt.tsv
