@@ -117,16 +117,16 @@ func (b *Block) Next(f *Frame) bool {
 			b.next = off + int(step)
 		}
 	}
-	status := ne.Uint32(h[offStatus:])
-	*f = Frame{
-		Data:     h[mac:end:end],
-		Len:      int(ne.Uint32(h[offLen:])),
-		Time:     int64(ne.Uint32(h[offSec:]))*1e9 + int64(ne.Uint32(h[offNsec:])),
-		Ifindex:  int(int32(ne.Uint32(h[offIfindex:]))),
-		Protocol: binary.BigEndian.Uint16(h[offProtocol:]),
-		PktType:  PacketType(h[offPktType]),
-	}
-	if status&tpStatusVLANValid != 0 {
+	// Field by field: a composite literal would be built on the stack
+	// and copied.
+	f.Data = h[mac:end:end]
+	f.Len = int(ne.Uint32(h[offLen:]))
+	f.Time = int64(ne.Uint32(h[offSec:]))*1e9 + int64(ne.Uint32(h[offNsec:]))
+	f.Ifindex = int(int32(ne.Uint32(h[offIfindex:])))
+	f.Protocol = binary.BigEndian.Uint16(h[offProtocol:])
+	f.PktType = PacketType(h[offPktType])
+	f.VLAN, f.VLANTCI, f.VLANTPID = false, 0, 0
+	if status := ne.Uint32(h[offStatus:]); status&tpStatusVLANValid != 0 {
 		f.VLAN = true
 		f.VLANTCI = uint16(ne.Uint32(h[offVLANTCI:]))
 		f.VLANTPID = etherTypeVLAN

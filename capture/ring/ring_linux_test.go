@@ -371,7 +371,8 @@ func etherFilter(tb testing.TB, typ uint16, snap uint32) []bpf.RawInstruction {
 
 // flood sends frame out of ifname in ns as fast as it can, from a
 // goroutine, until the returned function is called; that function returns
-// how many frames were sent.
+// how many frames were sent. Each frame carries its number, from 1, in
+// its first four bytes after the Ethernet header.
 func flood(tb testing.TB, ns *testbed.NetNS, ifname string, frame []byte) (stop func() int) {
 	tb.Helper()
 	idx := ifindex(tb, ns, ifname)
@@ -389,10 +390,12 @@ func flood(tb testing.TB, ns *testbed.NetNS, ifname string, frame []byte) (stop 
 	var quit atomic.Bool
 	var sent atomic.Int64
 	done := make(chan struct{})
+	buf := slices.Clone(frame)
 	go func() {
 		defer close(done)
 		for !quit.Load() {
-			if unix.Sendto(fd, frame, 0, sa) == nil {
+			binary.BigEndian.PutUint32(buf[14:], uint32(sent.Load()+1))
+			if unix.Sendto(fd, buf, 0, sa) == nil {
 				sent.Add(1)
 			}
 		}
@@ -656,6 +659,49 @@ func readUntilError(r *ring.Ring) <-chan error {
 		}
 	}()
 	return errc
+}
+
+// TestFanoutJoinUnderLoad joins sockets to a fanout group while frames
+// flood the interface: no frame may reach two sockets, as one would if a
+// socket received frames on its own before it joined the group.
+func TestFanoutJoinUnderLoad(t *testing.T) {
+	pair := testbed.NewVethPair(t)
+	cfg := testConfig(pair.ServerIf)
+	cfg.NumBlocks = 64 // 4 MiB: room for the whole flood
+	cfg.Filter = etherFilter(t, etherOther, 64)
+	cfg.Fanout = ring.FanoutNew
+	a := openRing(t, pair.Server, cfg)
+	cfg.Fanout, cfg.FanoutGroup = ring.FanoutJoin, a.FanoutGroup()
+	stop := flood(t, pair.Client, pair.ClientIf, frame(pair.ServerMAC, pair.ClientMAC, etherOther, 0, 100))
+	var members []*ring.Ring
+	for range 5 {
+		members = append(members, openRing(t, pair.Server, cfg))
+		time.Sleep(5 * time.Millisecond)
+	}
+	sent := stop()
+	seen := make(map[uint32]int) // frame number: the socket that got it
+	for i, r := range append(members, a) {
+		n := 0
+		for {
+			got := readFrames(t, r, time.Second, nil, func([]ring.Frame) bool { return true })
+			if len(got) == 0 {
+				break
+			}
+			for _, f := range got {
+				id := binary.BigEndian.Uint32(f.Data[14:])
+				if j, dup := seen[id]; dup {
+					t.Fatalf("frame %d reached sockets %d and %d", id, j, i)
+				}
+				seen[id] = i
+				n++
+			}
+		}
+		t.Logf("socket %d: %d frames", i, n)
+	}
+	t.Logf("%d frames sent, %d received once each", sent, len(seen))
+	if len(seen) < sent/2 {
+		t.Errorf("%d of %d frames received: the test shows little", len(seen), sent)
+	}
 }
 
 // TestInterfaceDown takes the interface down while a reader waits without
