@@ -73,7 +73,8 @@ type Config struct {
 	// DefaultBlockSize.
 	BlockSize int
 	// NumBlocks is the number of blocks; the ring takes
-	// BlockSize*NumBlocks bytes of kernel memory. 0 means DefaultNumBlocks.
+	// BlockSize*NumBlocks bytes of kernel memory, at most 1 GiB. 0 means
+	// DefaultNumBlocks.
 	NumBlocks int
 	// FrameSize is the frame size the kernel checks the ring request
 	// with: a multiple of 16, at least 80 and at most BlockSize. A
@@ -122,7 +123,7 @@ const (
 	minFrameSize    = 80 // TPACKET3_HDRLEN (68) rounded up to TPACKET_ALIGNMENT
 	frameAlign      = 16 // TPACKET_ALIGNMENT
 	maxBlockTimeout = 65535 * time.Millisecond
-	maxRingBytes    = 1 << 40
+	maxRingBytes    = 1 << 30 // what an int holds on 32-bit systems, and capture.MaxRingSize
 	maxIfNameLen    = 15 // IFNAMSIZ - 1
 )
 
