@@ -124,7 +124,7 @@ const (
 	frameAlign      = 16 // TPACKET_ALIGNMENT
 	maxBlockTimeout = 65535 * time.Millisecond
 	maxRingBytes    = 1 << 30 // what an int holds on 32-bit systems, and capture.MaxRingSize
-	maxIfNameLen    = 15 // IFNAMSIZ - 1
+	maxIfNameLen    = 15      // IFNAMSIZ - 1
 )
 
 // withDefaults returns c with its zero fields set to their defaults.
