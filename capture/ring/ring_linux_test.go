@@ -147,6 +147,51 @@ func readFrames(tb testing.TB, r *ring.Ring, d time.Duration, keep func(*ring.Fr
 	return out
 }
 
+// collect reads r on a goroutine of its own, copying every frame, until
+// the returned function is called and a read then times out; that
+// function returns the frames and the first read error other than
+// ErrTimeout.
+func collect(r *ring.Ring) (stop func() ([]ring.Frame, error)) {
+	var stopping atomic.Bool
+	type result struct {
+		frames []ring.Frame
+		err    error
+	}
+	done := make(chan result, 1)
+	go func() {
+		var out []ring.Frame
+		var f ring.Frame
+		for {
+			b, err := r.NextBlock(20 * time.Millisecond)
+			switch {
+			case err == ring.ErrTimeout && stopping.Load():
+				done <- result{out, nil}
+				return
+			case err == ring.ErrTimeout:
+				continue
+			case err != nil:
+				done <- result{out, err}
+				return
+			}
+			for b.Next(&f) {
+				f.Data = bytes.Clone(f.Data)
+				out = append(out, f)
+			}
+			err = b.Err()
+			b.Release()
+			if err != nil {
+				done <- result{out, err}
+				return
+			}
+		}
+	}()
+	return func() ([]ring.Frame, error) {
+		stopping.Store(true)
+		res := <-done
+		return res.frames, res.err
+	}
+}
+
 // protocol returns a keep function for readFrames that accepts the frames
 // of EtherType typ.
 func protocol(typ uint16) func(*ring.Frame) bool {
@@ -574,21 +619,21 @@ func TestFanout(t *testing.T) {
 	if c := openRing(t, pair.Client, cfg); c.FanoutGroup() == a.FanoutGroup() {
 		t.Errorf("FanoutNew gave group %d, which exists", c.FanoutGroup())
 	}
+	var stops []func() ([]ring.Frame, error)
+	for _, r := range []*ring.Ring{ref, a, b} {
+		stops = append(stops, collect(r))
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	const conns = 32
 	if err := testbed.ShortConnections(ctx, pair.Path4(), testbed.RequestResponseConfig{Count: conns}); err != nil {
 		t.Fatal(err)
 	}
-	quiet := func(fs []ring.Frame) bool { return true } // until a read times out
 	var frames [3][]ring.Frame
 	for i, r := range []*ring.Ring{ref, a, b} {
-		for {
-			got := readFrames(t, r, time.Second, nil, quiet)
-			if len(got) == 0 {
-				break
-			}
-			frames[i] = append(frames[i], got...)
+		var err error
+		if frames[i], err = stops[i](); err != nil {
+			t.Fatalf("socket %d: %v", i, err)
 		}
 		var c ring.Counters
 		if err := r.ReadStats(&c); err != nil || c.Drops != 0 {
@@ -667,36 +712,31 @@ func readUntilError(r *ring.Ring) <-chan error {
 func TestFanoutJoinUnderLoad(t *testing.T) {
 	pair := testbed.NewVethPair(t)
 	cfg := testConfig(pair.ServerIf)
-	cfg.NumBlocks = 64 // 4 MiB: room for the whole flood
 	cfg.Filter = etherFilter(t, etherOther, 64)
 	cfg.Fanout = ring.FanoutNew
 	a := openRing(t, pair.Server, cfg)
 	cfg.Fanout, cfg.FanoutGroup = ring.FanoutJoin, a.FanoutGroup()
+	stops := []func() ([]ring.Frame, error){collect(a)}
 	stop := flood(t, pair.Client, pair.ClientIf, frame(pair.ServerMAC, pair.ClientMAC, etherOther, 0, 100))
-	var members []*ring.Ring
-	for range 5 {
-		members = append(members, openRing(t, pair.Server, cfg))
-		time.Sleep(5 * time.Millisecond)
+	for range 10 {
+		stops = append(stops, collect(openRing(t, pair.Server, cfg)))
+		time.Sleep(2 * time.Millisecond)
 	}
 	sent := stop()
 	seen := make(map[uint32]int) // frame number: the socket that got it
-	for i, r := range append(members, a) {
-		n := 0
-		for {
-			got := readFrames(t, r, time.Second, nil, func([]ring.Frame) bool { return true })
-			if len(got) == 0 {
-				break
-			}
-			for _, f := range got {
-				id := binary.BigEndian.Uint32(f.Data[14:])
-				if j, dup := seen[id]; dup {
-					t.Fatalf("frame %d reached sockets %d and %d", id, j, i)
-				}
-				seen[id] = i
-				n++
-			}
+	for i, stop := range stops {
+		got, err := stop()
+		if err != nil {
+			t.Fatalf("socket %d: %v", i, err)
 		}
-		t.Logf("socket %d: %d frames", i, n)
+		for _, f := range got {
+			id := binary.BigEndian.Uint32(f.Data[14:])
+			if j, dup := seen[id]; dup {
+				t.Fatalf("frame %d reached sockets %d and %d", id, j, i)
+			}
+			seen[id] = i
+		}
+		t.Logf("socket %d: %d frames", i, len(got))
 	}
 	t.Logf("%d frames sent, %d received once each", sent, len(seen))
 	if len(seen) < sent/2 {
