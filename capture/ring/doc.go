@@ -33,8 +33,9 @@
 // # Allocation
 //
 // Reading allocates nothing in steady state: not per frame, not per block,
-// not on a poll timeout ([ErrTimeout] is returned as is). Open, the error
-// paths other than ErrTimeout, and [Ring.SetFilter] allocate.
+// not on a poll timeout ([ErrTimeout] is returned as is), not to read the
+// kernel counters. Open and the errors other than ErrTimeout and
+// [ErrClosed] allocate.
 //
 // # Robustness
 //

@@ -109,9 +109,9 @@ const (
 	// passes its filter.
 	NoFanout FanoutMode = iota
 	// FanoutNew: the socket creates a group with an ID that no group of
-	// the network namespace uses (PACKET_FANOUT_FLAG_UNIQUEID, Linux
-	// 4.14 and later); Ring.FanoutGroup returns it, for the group's other
-	// sockets to join with FanoutJoin.
+	// the network namespace uses (PACKET_FANOUT_FLAG_UNIQUEID, Linux 4.12
+	// and later; the kernel hands IDs out from 0 up); Ring.FanoutGroup
+	// returns it, for the group's other sockets to join with FanoutJoin.
 	FanoutNew
 	// FanoutJoin: the socket joins the group Config.FanoutGroup, creating
 	// it if no group has that ID.
