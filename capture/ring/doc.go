@@ -12,9 +12,12 @@
 // is how many bytes of a frame the kernel keeps) and binds, in that order:
 // the socket is created with protocol 0, so it receives nothing until the
 // bind with ETH_P_ALL that comes after the filter, and the ring never holds
-// an unfiltered frame. A socket that joins a PACKET_FANOUT group binds with
-// a filter that rejects everything, joins, and then attaches the caller's
-// filter, so that it holds no frame that the group did not route to it.
+// an unfiltered frame (libpcap binds first, and filters in userspace what
+// came before its filter). A socket that joins a PACKET_FANOUT group binds
+// with a filter that rejects everything, joins, and then attaches the
+// caller's filter, so that it holds no frame that the group did not route
+// to it. TestFilter and TestFanoutJoinUnderLoad open sockets while frames
+// flood the interface, and fail with the other orders.
 //
 // [Ring.NextBlock] waits for the next block the kernel hands over (a block
 // is handed over when it fills up, or when its retire timeout runs out

@@ -63,9 +63,11 @@ func Open(cfg Config) (*Ring, error) {
 	return r, nil
 }
 
-// open does the work of Open. The order of the steps is libpcap's: the
-// socket receives nothing until it is bound, and it is bound after the
-// ring is mapped and the filter attached.
+// open does the work of Open. As libpcap does, it creates the socket with
+// protocol 0, so that it receives nothing until bind names ETH_P_ALL.
+// libpcap then binds before it attaches the filter, and filters in
+// userspace the blocks filled in between; here the filter is attached
+// before bind, so that the ring never holds an unfiltered frame.
 func open(cfg Config) (_ *Ring, err error) {
 	typ := unix.SOCK_RAW
 	if cfg.Dgram {
