@@ -105,7 +105,7 @@ func TestEngineAdapter(t *testing.T) {
 	}
 	var samples uint64
 	for _, p := range e.Drain(nil) {
-		if p.Remote == pair.ServerAddr4 {
+		if p.Remote.Addr() == pair.ServerAddr4 {
 			samples += p.Count
 		}
 	}
