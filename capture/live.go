@@ -159,7 +159,8 @@ type Health struct {
 // and per-peer stats are kept. Call it from the packet goroutine.
 func (e *Engine) resetFlows() {
 	t := e.flows
-	clear(t.m)
+	clear(t.slots)
+	t.n = 0
 	t.open, t.closed = flowList{}, flowList{}
 	t.free = nil
 	t.pool = segPool{max: t.pool.max}
