@@ -28,6 +28,10 @@ const (
 	DefaultAddrRefresh = time.Minute
 	// DefaultResolveEvery is how often host names are re-resolved.
 	DefaultResolveEvery = 5 * time.Minute
+	// DefaultHealthyAfter is how long a capture attempt that reads no
+	// packet must run without error before it counts as healthy, which
+	// resets the reopening backoff to 100 ms.
+	DefaultHealthyAfter = 5 * time.Second
 )
 
 // Live capture errors. Errors returned or reported by Live wrap them, so
@@ -68,6 +72,10 @@ type LiveConfig struct {
 	// MaxBackoff caps the delay between attempts to (re)open the capture;
 	// 0 means 30 s.
 	MaxBackoff time.Duration
+	// HealthyAfter is how long an attempt must run without error, if it
+	// reads no packet, to count as healthy and reset the backoff; 0 means
+	// DefaultHealthyAfter.
+	HealthyAfter time.Duration
 }
 
 func (c *LiveConfig) setDefaults() {
@@ -85,6 +93,9 @@ func (c *LiveConfig) setDefaults() {
 	}
 	if c.MaxBackoff <= 0 {
 		c.MaxBackoff = 30 * time.Second
+	}
+	if c.HealthyAfter <= 0 {
+		c.HealthyAfter = DefaultHealthyAfter
 	}
 }
 
@@ -144,7 +155,8 @@ type Health struct {
 	// Unresolved lists host names that have no address.
 	Unresolved []string
 	// LastError is the most recent failure, and LastErrorTime its time;
-	// Failures counts failures since the last successful open.
+	// Failures counts failures since the capture was last healthy: it
+	// read a packet, or ran without error for HealthyAfter.
 	LastError     error
 	LastErrorTime time.Time
 	Failures      int

@@ -265,15 +265,18 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 }
 
 // captureLoop opens the socket and reads from it, reopening with backoff
-// after failures, until ctx is done.
+// after failures, until ctx is done. Only an attempt that was healthy
+// (see capture) resets the backoff: a socket that opens but never reads,
+// on a down interface or with a filter the kernel refuses, keeps doubling
+// it up to MaxBackoff instead of reopening every 100 ms.
 func (l *Live) captureLoop(ctx context.Context) {
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
-		opened, err := l.capture(ctx)
+		healthy, err := l.capture(ctx)
 		if ctx.Err() != nil {
 			return
 		}
-		if opened {
+		if healthy {
 			backoff = 100 * time.Millisecond
 		}
 		l.fail(err)
@@ -294,8 +297,9 @@ const pollTimeout = 100 * time.Millisecond
 const housekeepEvery = int64(250 * time.Millisecond)
 
 // capture opens the socket and reads packets until ctx is done or reading
-// fails; it reports whether the socket opened.
-func (l *Live) capture(ctx context.Context) (opened bool, err error) {
+// fails. It reports whether the attempt was healthy: it read a packet, or
+// ran without error for HealthyAfter. Opening alone does not count.
+func (l *Live) capture(ctx context.Context) (healthy bool, err error) {
 	tp, link, filterLink, err := l.open()
 	if err != nil {
 		return false, err
@@ -306,14 +310,14 @@ func (l *Live) capture(ctx context.Context) (opened bool, err error) {
 	}()
 	gen := l.filterGen.Load()
 	if err := l.setFilter(tp, filterLink); err != nil {
-		return true, err
+		return false, err
 	}
 	// Packets that reached the ring between bind and the filter's
 	// attachment were not filtered: skip them by their time.
-	attached := time.Now().UnixNano()
+	opened := time.Now()
+	attached := opened.UnixNano()
 	l.mu.Lock()
 	l.state = StateCapturing
-	l.failures = 0
 	l.mu.Unlock()
 	select {
 	case l.refreshAddrs <- struct{}{}: // the interface may be new: re-read its addresses
@@ -329,6 +333,10 @@ func (l *Live) capture(ctx context.Context) (opened bool, err error) {
 		timeout := false
 		switch err {
 		case nil:
+			if !healthy {
+				healthy = true
+				l.markHealthy()
+			}
 			t := ci.Timestamp.UnixNano()
 			if unfiltered {
 				if t < attached {
@@ -343,10 +351,10 @@ func (l *Live) capture(ctx context.Context) (opened bool, err error) {
 			if errors.Is(err, afpacket.ErrPoll) {
 				err = errors.New("the socket reported an error: the interface went down or was removed")
 			}
-			return true, fmt.Errorf("capture on %s: read: %w; reopening", l.cfg.Interface, err)
+			return healthy, fmt.Errorf("capture on %s: read: %w; reopening", l.cfg.Interface, err)
 		}
 		if l.stopping.Load() {
-			return true, ErrCaptureStopped
+			return healthy, ErrCaptureStopped
 		}
 		if !timeout && n%housekeepCheck != 0 {
 			continue
@@ -356,15 +364,27 @@ func (l *Live) capture(ctx context.Context) (opened bool, err error) {
 			continue
 		}
 		next = now.Add(time.Duration(housekeepEvery))
+		if !healthy && now.Sub(opened) >= l.cfg.HealthyAfter {
+			healthy = true
+			l.markHealthy()
+		}
 		l.readStats(tp)
 		l.engine.Expire(time.Unix(0, max(now.UnixNano(), l.engine.now)))
 		if g := l.filterGen.Load(); g != gen {
 			gen = g
 			if err := l.setFilter(tp, filterLink); err != nil {
-				return true, err
+				return healthy, err
 			}
 		}
 	}
+}
+
+// markHealthy records that the open socket works: failures since the
+// last healthy attempt start again from 0.
+func (l *Live) markHealthy() {
+	l.mu.Lock()
+	l.failures = 0
+	l.mu.Unlock()
 }
 
 // housekeepCheck is how many packets go by between looks at the clock.
