@@ -3,7 +3,9 @@ package capture
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+	"unicode"
 )
 
 // Live capture defaults and bounds.
@@ -41,6 +43,8 @@ var (
 	ErrPermission = errors.New("operation not permitted")
 	// ErrCaptureStopped: the capture was stopped.
 	ErrCaptureStopped = errors.New("capture stopped")
+	// ErrNotNetns: the netns path is not a network namespace.
+	ErrNotNetns = errors.New("not a network namespace")
 )
 
 // LiveConfig configures a Live capture.
@@ -102,8 +106,13 @@ func (c *LiveConfig) setDefaults() {
 // Validate checks the configuration and returns an error naming the bad
 // setting, its value and what is allowed.
 func (c *LiveConfig) Validate() error {
-	if c.Interface == "" {
-		return errors.New("invalid `interface` \"\": name an interface such as eth0, or any for all interfaces")
+	if err := validInterfaceName(c.Interface); err != nil {
+		return err
+	}
+	if c.Netns != "" {
+		if err := validateNetns(c.Netns); err != nil {
+			return err
+		}
 	}
 	if c.Snaplen != 0 && (c.Snaplen < MinSnaplen || c.Snaplen > MaxSnaplen) {
 		return fmt.Errorf("invalid `snaplen` %d: must be between %d and %d (the headers go-metro decodes need %d bytes)", c.Snaplen, MinSnaplen, MaxSnaplen, MinSnaplen)
@@ -118,6 +127,26 @@ func (c *LiveConfig) Validate() error {
 	}
 	return nil
 }
+
+// validInterfaceName returns an error for a name that no Linux interface
+// can have (the kernel's dev_valid_name): empty, longer than 15 bytes,
+// "." or "..", or with '/', ':' or whitespace.
+func validInterfaceName(name string) error {
+	switch {
+	case name == "":
+		return errors.New("invalid `interface` \"\": name an interface such as eth0, or any for all interfaces")
+	case len(name) > maxIfNameLen:
+		return fmt.Errorf("invalid `interface` %q: %d bytes, and a Linux interface name has at most %d", name, len(name), maxIfNameLen)
+	case name == "." || name == "..":
+		return fmt.Errorf("invalid `interface` %q: not an interface name", name)
+	case strings.ContainsFunc(name, func(r rune) bool { return r == '/' || r == ':' || unicode.IsSpace(r) }):
+		return fmt.Errorf("invalid `interface` %q: a Linux interface name has no '/', ':' or whitespace", name)
+	}
+	return nil
+}
+
+// maxIfNameLen is the longest interface name, IFNAMSIZ less its NUL.
+const maxIfNameLen = 15
 
 // State is where a Live capture stands.
 type State int

@@ -453,13 +453,12 @@ func (l *Live) open() (tp *afpacket.TPacket, link LinkType, fl FilterLink, err e
 // openError names the cause of a failure to open and what to do about it.
 func (l *Live) openError(err error) error {
 	name := l.cfg.Interface
+	var ne *netnsError
 	switch {
+	case errors.As(err, &ne):
+		return l.netnsOpenError(ne)
 	case errors.Is(err, unix.EPERM), errors.Is(err, unix.EACCES):
-		exe, _ := os.Executable()
-		if exe == "" {
-			exe = "BINARY"
-		}
-		return fmt.Errorf("capture on %s: %w: grant CAP_NET_RAW (setcap cap_net_raw+ep %s) or run as root", name, ErrPermission, exe)
+		return fmt.Errorf("capture on %s: %w: grant CAP_NET_RAW (setcap cap_net_raw+ep %s) or run as root", name, ErrPermission, executable())
 	case errors.Is(err, ErrNoInterface):
 		return fmt.Errorf("capture on %s: %w: retrying until it appears; check `interface` if it never does", name, err)
 	case errors.Is(err, unix.ENOMEM):
@@ -646,7 +645,7 @@ func (g *guardedResolver) takePanic() string {
 
 // inNetns runs fn on a locked OS thread inside the network namespace at
 // path, or on the current thread when path is empty. Sockets fn creates
-// stay in that namespace.
+// stay in that namespace. A failure to enter it is a *netnsError.
 func inNetns(path string, fn func() error) error {
 	if path == "" {
 		return fn()
@@ -655,18 +654,21 @@ func inNetns(path string, fn func() error) error {
 	orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		runtime.UnlockOSThread()
-		return fmt.Errorf("enter network namespace %s: %w", path, err)
+		return &netnsError{path: "/proc/thread-self/ns/net", op: "open", err: err}
 	}
 	defer unix.Close(orig)
-	target, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	target, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 	if err != nil {
 		runtime.UnlockOSThread()
-		return fmt.Errorf("enter network namespace %s: %w", path, err)
+		return &netnsError{path: path, op: "open", err: err}
 	}
 	defer unix.Close(target)
 	if err := unix.Setns(target, unix.CLONE_NEWNET); err != nil {
 		runtime.UnlockOSThread()
-		return fmt.Errorf("enter network namespace %s: %w", path, err)
+		if errors.Is(err, unix.EINVAL) {
+			err = fmt.Errorf("%w (%w)", ErrNotNetns, err)
+		}
+		return &netnsError{path: path, op: "enter", err: err}
 	}
 	defer func() {
 		// Unlock only if the thread is back in its own namespace;
@@ -676,4 +678,75 @@ func inNetns(path string, fn func() error) error {
 		}
 	}()
 	return fn()
+}
+
+// netnsError is a failure to open or enter the network namespace at path.
+// It matches ErrPermission when the cause is a missing privilege.
+type netnsError struct {
+	path string
+	op   string // "open" or "enter"
+	err  error
+}
+
+func (e *netnsError) Error() string {
+	return fmt.Sprintf("%s network namespace %s: %v", e.op, e.path, e.err)
+}
+
+func (e *netnsError) Unwrap() error { return e.err }
+
+// Is makes errors.Is(err, ErrPermission) true for a missing privilege.
+func (e *netnsError) Is(target error) bool {
+	return target == ErrPermission && e.denied()
+}
+
+func (e *netnsError) denied() bool {
+	return errors.Is(e.err, unix.EPERM) || errors.Is(e.err, unix.EACCES)
+}
+
+// netnsOpenError names the cause of a failure to enter the capture's
+// network namespace and what to do about it.
+func (l *Live) netnsOpenError(e *netnsError) error {
+	name := l.cfg.Interface
+	switch {
+	case e.denied():
+		return fmt.Errorf("capture on %s: %w: entering the network namespace %s needs CAP_SYS_ADMIN (setcap cap_net_raw,cap_sys_admin+ep %s) and read access to that file (a /proc/PID/ns/net of another user's process also needs CAP_SYS_PTRACE), or run as root",
+			name, e, e.path, executable())
+	case errors.Is(e.err, unix.ENOENT):
+		return fmt.Errorf("capture on %s: %w: retrying until it exists; check `netns` if it never does", name, e)
+	case errors.Is(e.err, ErrNotNetns):
+		return fmt.Errorf("capture on %s: %w: check `netns`, which must be a network namespace such as /run/netns/NAME or /proc/PID/ns/net", name, e)
+	}
+	return fmt.Errorf("capture on %s: %w", name, e)
+}
+
+func executable() string {
+	exe, _ := os.Executable()
+	if exe == "" {
+		return "BINARY"
+	}
+	return exe
+}
+
+// validateNetns returns an error when path exists and is not a network
+// namespace: a regular file, a directory, a device, another kind of
+// namespace. A path that does not exist yet, or that this process may not
+// read, is left to the capture, which retries and says why.
+func validateNetns(path string) error {
+	var fs unix.Statfs_t
+	if err := unix.Statfs(path, &fs); err != nil {
+		return nil
+	}
+	if fs.Type != unix.NSFS_MAGIC {
+		return fmt.Errorf("invalid `netns` %q: %w: it is not a namespace file; use /run/netns/NAME or /proc/PID/ns/net", path, ErrNotNetns)
+	}
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return nil
+	}
+	defer unix.Close(fd)
+	typ, err := unix.IoctlRetInt(fd, unix.NS_GET_NSTYPE)
+	if err == nil && typ != unix.CLONE_NEWNET {
+		return fmt.Errorf("invalid `netns` %q: %w: it is a namespace of another kind; use /run/netns/NAME or /proc/PID/ns/net", path, ErrNotNetns)
+	}
+	return nil
 }
