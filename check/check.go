@@ -109,6 +109,7 @@ type Check struct {
 	prevRun   time.Time
 	warnings  []error
 	peerBuf   []capture.PeerStats
+	cancelled bool             // Cancel was called: Run reports nothing
 	lastError string           // for logging repeated failures at Debug
 	rt        RuntimeCollector // runtime.go.* metrics (init_config runtime_metrics)
 }
@@ -175,11 +176,13 @@ func (c *Check) logger() *slog.Logger {
 
 // Cancel stops the capture and waits for its goroutines to exit. A
 // cancelled check stays stopped: a Run after Cancel (a run the scheduler
-// had queued) reports the cancellation and starts nothing.
+// had queued) submits nothing, logs at Debug and starts nothing; Start
+// returns the cancellation.
 func (c *Check) Cancel() {
 	c.mu.Lock()
 	cp := c.capture
 	c.capture = nil
+	c.cancelled = true
 	if c.startErr == nil {
 		c.startErr = errCancelled
 	}
@@ -201,6 +204,12 @@ func (c *Check) Run(s Sender) error {
 	defer c.mu.Unlock()
 	if c.cfg == nil {
 		return fmt.Errorf("run %s: the check is not configured", Name)
+	}
+	if c.cancelled {
+		// A run the scheduler had queued before Cancel: the instance is
+		// gone, so it reports nothing, not even a CRITICAL service check.
+		c.logger().Debug("run after cancel: nothing to report", "check", Name)
+		return nil
 	}
 	now := time.Now()
 	c.warnings = nil
@@ -325,16 +334,12 @@ func (c *Check) submitTelemetry(s Sender, h capture.Health) {
 }
 
 // status decides the service check and its message, and records the
-// run's warnings.
+// run's warnings: each cause of a WARNING, and the message of a CRITICAL,
+// so that `agent status` shows the instance as failing, not [OK].
 func (c *Check) status(h capture.Health) (servicecheck.ServiceCheckStatus, string) {
-	if h.Panics > c.prev.Panics {
-		return servicecheck.ServiceCheckCritical, fmt.Sprintf("%v; capture restarts by itself with backoff; please report this panic", h.LastError)
-	}
-	switch h.State {
-	case capture.StateRetrying:
-		return servicecheck.ServiceCheckCritical, errorString(h.LastError)
-	case capture.StateStopped:
-		return servicecheck.ServiceCheckCritical, "capture is stopped"
+	if st, msg := c.critical(h); msg != "" {
+		c.warnings = append(c.warnings, errors.New(msg))
+		return st, msg
 	}
 	var warns []string
 	if d := delta(h.KernelDrops, c.prev.KernelDrops); d > 0 {
@@ -361,6 +366,21 @@ func (c *Check) status(h capture.Health) (servicecheck.ServiceCheckStatus, strin
 	}
 	if len(warns) > 0 {
 		return servicecheck.ServiceCheckWarning, strings.Join(warns, "; ")
+	}
+	return servicecheck.ServiceCheckOK, ""
+}
+
+// critical returns CRITICAL and its message when the capture is not
+// capturing, or "" when it is.
+func (c *Check) critical(h capture.Health) (servicecheck.ServiceCheckStatus, string) {
+	if h.Panics > c.prev.Panics {
+		return servicecheck.ServiceCheckCritical, fmt.Sprintf("%v; capture restarts by itself with backoff; please report this panic", h.LastError)
+	}
+	switch h.State {
+	case capture.StateRetrying:
+		return servicecheck.ServiceCheckCritical, errorString(h.LastError)
+	case capture.StateStopped:
+		return servicecheck.ServiceCheckCritical, "capture is stopped"
 	}
 	return servicecheck.ServiceCheckOK, ""
 }

@@ -1,9 +1,11 @@
 package check_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -383,8 +385,12 @@ func TestServiceCheck(t *testing.T) {
 				if diff := cmp.Diff(normalize(check.Batch{Series: want}).Series, normalize(check.Batch{Series: got}).Series); diff != "" {
 					t.Errorf("run %d: telemetry (-want +got):\n%s", i, diff)
 				}
-				// A WARNING's causes are warnings of the run too.
+				// A WARNING's causes, and a CRITICAL's message, are
+				// warnings of the run too: `agent status` shows them.
 				warns := fmt.Sprint(c.Warnings())
+				if st.status == critical && !strings.Contains(warns, sc.Message) {
+					t.Errorf("run %d: Warnings() = %s, lacks the CRITICAL message %q", i, warns, sc.Message)
+				}
 				if st.status == warning {
 					for _, m := range st.message {
 						if !strings.Contains(warns, m) {
@@ -519,7 +525,8 @@ func TestStartsOnFirstRun(t *testing.T) {
 
 // TestCancel checks that Cancel stops the capture once, is harmless when
 // repeated, and that a cancelled check starts nothing again: a Run after
-// Cancel (one the scheduler had queued) reports the cancellation.
+// Cancel (one the scheduler had queued) submits nothing, not even a
+// CRITICAL service check, since the instance is gone, and logs at Debug.
 func TestCancel(t *testing.T) {
 	c, fake := withFake(t, "interface: eth0", "", nil)
 	run(t, c, newRecorder())
@@ -531,8 +538,17 @@ func TestCancel(t *testing.T) {
 	if s := fake.Health().State; s != capture.StateStopped {
 		t.Errorf("capture state %v after Cancel, want stopped", s)
 	}
-	if err := c.Run(newRecorder()); err == nil || !strings.Contains(err.Error(), "cancelled") {
-		t.Errorf("Run after Cancel: %v, want the cancellation", err)
+	var logs bytes.Buffer
+	c.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	rec := newRecorder()
+	if err := c.Run(rec); err != nil {
+		t.Errorf("Run after Cancel: %v, want nil: the instance is gone", err)
+	}
+	if b := rec.Batches(); len(b) != 1 || len(b[0].Series) != 0 || len(b[0].ServiceChecks) != 0 {
+		t.Errorf("Run after Cancel committed %+v, want one empty batch", b)
+	}
+	if !strings.Contains(logs.String(), "level=DEBUG msg=\"run after cancel") {
+		t.Errorf("log %q, want the run after Cancel at debug", logs.String())
 	}
 	if starts, _ := fake.counts(); starts != 1 {
 		t.Errorf("Run after Cancel started the capture again (%d starts)", starts)
@@ -540,8 +556,12 @@ func TestCancel(t *testing.T) {
 
 	c2, fake2 := withFake(t, "interface: eth0", "", nil)
 	c2.Cancel() // before Run: nothing to stop, nothing to start later
-	if err := c2.Run(newRecorder()); err == nil {
-		t.Error("Run after Cancel succeeded")
+	rec = newRecorder()
+	if err := c2.Run(rec); err != nil || len(rec.Last().ServiceChecks) != 0 {
+		t.Errorf("Run after Cancel: %v, %+v; want nil and nothing submitted", err, rec.Last())
+	}
+	if err := c2.Start(); err == nil || !strings.Contains(err.Error(), "cancelled") {
+		t.Errorf("Start after Cancel: %v, want the cancellation", err)
 	}
 	if starts, stops := fake2.counts(); starts != 0 || stops != 0 {
 		t.Errorf("Cancel before Run: %d starts, %d stops, want none", starts, stops)

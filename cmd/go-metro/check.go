@@ -21,6 +21,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/DataDog/datadog-agent/pkg/metrics/servicecheck"
 	"gopkg.in/yaml.v3"
 
 	"github.com/go-metro/go-metro/capture"
@@ -45,10 +46,12 @@ instances (15s unless set). With --json, each run prints one JSON document
 on a line, {"series":[...],"service_checks":[...]}, that merges the
 instances, and warnings go to standard error.
 
-Exit status: 0 when every run completed, whatever the service check says;
-1 when a run of the check returned an error, as "agent check" does (for
-example when the capture cannot start), when interrupted, or on any other
-error; 2 for a usage error.
+Exit status: 0 when every run completed and the capture of every
+instance worked (the service check was OK or WARNING); 1 when a run of the
+check returned an error, as "agent check" does, or reported the capture
+CRITICAL (for example without CAP_NET_RAW: the capture cannot start), when
+interrupted, or on any other error; 2 for a usage error. When no instance
+can capture at the start, it exits at once without waiting for the runs.
 
 Options:
 `
@@ -171,10 +174,12 @@ func (c *checker) main(ctx context.Context, args []string, stdout, stderr io.Wri
 	out := &checkOutput{w: stdout, stderr: stderr, json: o.json, seen: map[string]bool{}}
 
 	// The check starts its capture on the first Run: run once now, and
-	// keep that run's output only when no capture could start.
+	// keep that run's output only when no capture could start, or none
+	// captures (CRITICAL: no CAP_NET_RAW, say).
 	start := time.Now()
 	first := runAll(insts)
-	if !slices.ContainsFunc(first, func(r runResult) bool { return r.err == nil }) {
+	if !slices.ContainsFunc(first, func(r runResult) bool { return r.failure() == nil }) {
+		noteFailures(insts, first)
 		if err := out.write("Start", insts, first); err != nil {
 			return err
 		}
@@ -201,11 +206,37 @@ func (c *checker) main(ctx context.Context, args []string, stdout, stderr io.Wri
 		case <-t.C:
 		}
 		title := fmt.Sprintf("Run %d of %d (interval %v)", n, o.runs, interval)
-		if err := out.write(title, insts, runAll(insts)); err != nil {
+		results := runAll(insts)
+		noteFailures(insts, results)
+		if err := out.write(title, insts, results); err != nil {
 			return err
 		}
 	}
 	return instanceErrors(insts)
+}
+
+// failure returns the run's error, or an error with the message of a
+// CRITICAL service check: the capture could not capture.
+func (r runResult) failure() error {
+	if r.err != nil {
+		return r.err
+	}
+	for _, sc := range r.batch.ServiceChecks {
+		if sc.Check == check.ServiceCheckName && sc.Status == servicecheck.ServiceCheckCritical {
+			return fmt.Errorf("%s is CRITICAL: %s", sc.Check, sc.Message)
+		}
+	}
+	return nil
+}
+
+// noteFailures keeps the first failure of each instance, for the exit
+// status.
+func noteFailures(insts []*checkInstance, results []runResult) {
+	for i, r := range results {
+		if err := r.failure(); err != nil && insts[i].err == nil {
+			insts[i].err = err
+		}
+	}
 }
 
 // runAll runs every instance once.
@@ -214,9 +245,6 @@ func runAll(insts []*checkInstance) []runResult {
 	for i, in := range insts {
 		rec := &check.Recorder{}
 		err := in.chk.Run(rec)
-		if err != nil && in.err == nil {
-			in.err = err
-		}
 		r := runResult{batch: rec.Last(), err: err, warnings: in.chk.Warnings(), state: "not started"}
 		if err == nil && in.cp != nil {
 			r.state = in.cp.Health().State.String()

@@ -23,9 +23,12 @@ import (
 )
 
 // fakeCapture is a check.Capture that reports fixed peers and health.
+// With retryErr, it starts but never captures, as a Live capture without
+// CAP_NET_RAW.
 type fakeCapture struct {
 	cfg      capture.LiveConfig
 	startErr error
+	retryErr error
 	peers    []capture.PeerStats
 	health   capture.Health
 
@@ -40,6 +43,9 @@ func (f *fakeCapture) Start() error {
 		return f.startErr
 	}
 	f.health.State = capture.StateCapturing
+	if f.retryErr != nil {
+		f.health.State, f.health.LastError, f.health.LastErrorTime = capture.StateRetrying, f.retryErr, time.Now()
+	}
 	return nil
 }
 
@@ -434,6 +440,63 @@ func TestCheckStartFails(t *testing.T) {
 	if n := strings.Count(stdout.String(), `"status":2`); n != 2 {
 		t.Errorf("%d CRITICAL service checks, want 2:\n%s", n, stdout.String())
 	}
+}
+
+// TestCheckCannotCapture checks that a capture that starts but cannot
+// capture (no CAP_NET_RAW: the Live capture retries, and the service
+// check is CRITICAL) makes go-metro check exit 1, at once when no
+// instance captures, and at the end when another one does.
+func TestCheckCannotCapture(t *testing.T) {
+	path := writeFile(t, "conf.yaml", "instances:\n  - interface: eth0\n  - interface: eth1\n")
+	denied := fmt.Errorf("capture on eth0: %w: grant CAP_NET_RAW (setcap cap_net_raw+ep /usr/bin/go-metro) or run as root", capture.ErrPermission)
+	c, _ := fakeChecker(func(capture.LiveConfig) *fakeCapture { return &fakeCapture{retryErr: denied} })
+	var stdout, stderr bytes.Buffer
+	begin := time.Now()
+	err := c.main(t.Context(), []string{"-c", path, "--interval", "1h"}, &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "instances[0]: go_metro.can_capture is CRITICAL: capture on eth0: operation not permitted: grant CAP_NET_RAW") ||
+		!strings.Contains(err.Error(), "instances[1]: ") {
+		t.Errorf("err = %v, want each instance's CRITICAL", err)
+	}
+	if code := exitCode(err); code != 1 {
+		t.Errorf("exit status %d, want 1", code)
+	}
+	if d := time.Since(begin); d > 10*time.Second {
+		t.Errorf("took %v: a capture that cannot start should not wait for the interval", d)
+	}
+	for _, want := range []string{"=== Start ===", "capture retrying", "Service check go_metro.can_capture: CRITICAL: capture on eth0: operation not permitted",
+		"  Warning: capture on eth0: operation not permitted"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, stdout.String())
+		}
+	}
+
+	// One instance captures: the runs go on, and the exit status reports
+	// the other.
+	c, _ = fakeChecker(func(cfg capture.LiveConfig) *fakeCapture {
+		if cfg.Interface == "eth1" {
+			return &fakeCapture{retryErr: denied}
+		}
+		return &fakeCapture{}
+	})
+	stdout.Reset()
+	err = c.main(t.Context(), []string{"-c", path, "--interval", "10ms", "--runs", "2"}, &stdout, &stderr)
+	if err == nil || !strings.HasPrefix(err.Error(), "instances[1]: go_metro.can_capture is CRITICAL") || exitCode(err) != 1 {
+		t.Errorf("err = %v, want instances[1]'s CRITICAL and exit status 1", err)
+	}
+	if n := strings.Count(stdout.String(), "CRITICAL"); n != 2 {
+		t.Errorf("%d CRITICAL service checks, want 2:\n%s", n, stdout.String())
+	}
+}
+
+// exitCode is the exit status run gives err.
+func exitCode(err error) int {
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, errUsage):
+		return 2
+	}
+	return 1
 }
 
 func TestCheckInterrupted(t *testing.T) {
