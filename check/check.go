@@ -127,9 +127,15 @@ func (c *Check) Configure(instance, initConfig []byte) error {
 	c.baseTags = []string{"iface:" + cfg.Instance.Interface}
 	if !c.InAgent {
 		// Inside the Agent, CommonConfigure makes the sender add the
-		// instance tags to everything the check sends.
+		// instance tags and the service tag to everything the check
+		// sends; outside it, the check adds them.
 		c.baseTags = append(c.baseTags, cfg.Instance.Tags...)
+		if cfg.Service != "" {
+			c.baseTags = append(c.baseTags, "service:"+cfg.Service)
+		}
 	}
+	// A tag given twice (iface:eth0 in `tags` too) is sent once.
+	c.baseTags = dedupe(c.baseTags)
 	// Keep the configuration's warnings for Warnings, as documented, so
 	// that they show before the first Run too; Run sets them again.
 	c.warnings = nil
@@ -167,6 +173,17 @@ func (c *Check) Warnings() []error {
 	return w
 }
 
+// dedupe removes repeated tags, keeping the first of each.
+func dedupe(tags []string) []string {
+	out := tags[:0]
+	for i, t := range tags {
+		if !slices.Contains(tags[:i], t) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
 func (c *Check) logger() *slog.Logger {
 	if c.Logger == nil {
 		return slog.New(slog.DiscardHandler)
@@ -179,6 +196,7 @@ func (c *Check) logger() *slog.Logger {
 // had queued) submits nothing, logs at Debug and starts nothing; Start
 // returns the cancellation.
 func (c *Check) Cancel() {
+	releaseRuntime(c)
 	c.mu.Lock()
 	cp := c.capture
 	c.capture = nil
@@ -205,6 +223,9 @@ func (c *Check) Run(s Sender) error {
 	if c.cfg == nil {
 		return fmt.Errorf("run %s: the check is not configured", Name)
 	}
+	if c.cfg.filter != nil {
+		s = filteredSender{s, c.cfg.filter}
+	}
 	if c.cancelled {
 		// A run the scheduler had queued before Cancel: the instance is
 		// gone, so it reports nothing, not even a CRITICAL service check.
@@ -219,9 +240,10 @@ func (c *Check) Run(s Sender) error {
 	if c.capture == nil && c.startErr == nil {
 		c.startLocked()
 	}
-	if c.cfg.Init.RuntimeMetrics {
-		// Process-wide: without the iface tag, baseTags[0].
-		c.rt.Submit(s, c.Hostname, c.baseTags[1:])
+	if c.cfg.Init.RuntimeMetrics && c.ownsRuntime() {
+		// Process-wide: once per process, without an iface tag.
+		tags := slices.DeleteFunc(slices.Clone(c.baseTags), func(t string) bool { return strings.HasPrefix(t, "iface:") })
+		c.rt.Submit(s, c.Hostname, tags)
 	}
 	if c.startErr != nil {
 		s.ServiceCheck(ServiceCheckName, servicecheck.ServiceCheckCritical, c.Hostname, c.baseTags, c.startErr.Error())
@@ -311,6 +333,55 @@ func (c *Check) submitPeers(s Sender, peers []capture.PeerStats) {
 		s.Gauge(MetricRTTP95, ms(p.P95), c.Hostname, tags)
 		s.Gauge(MetricRTTP99, ms(p.P99), c.Hostname, tags)
 		s.Count(MetricRTTSamples, float64(p.Count), c.Hostname, tags)
+	}
+}
+
+// runtimeOwner is the check that sends the runtime.go.* metrics. They
+// describe the process, not an instance: with several instances (several
+// interfaces) in one process, only the first to run with
+// runtime_metrics: true sends them, until it is cancelled. Process-wide
+// state on purpose, since the metrics are process-wide.
+var runtimeOwner struct {
+	mu sync.Mutex
+	c  *Check
+}
+
+// ownsRuntime reports whether c sends the runtime metrics, taking them
+// over when no check does.
+func (c *Check) ownsRuntime() bool {
+	runtimeOwner.mu.Lock()
+	defer runtimeOwner.mu.Unlock()
+	if runtimeOwner.c == nil {
+		runtimeOwner.c = c
+	}
+	return runtimeOwner.c == c
+}
+
+// releaseRuntime lets another check send the runtime metrics, if c did.
+func releaseRuntime(c *Check) {
+	runtimeOwner.mu.Lock()
+	if runtimeOwner.c == c {
+		runtimeOwner.c = nil
+	}
+	runtimeOwner.mu.Unlock()
+}
+
+// filteredSender sends the metrics that metric_patterns allows, and
+// every service check.
+type filteredSender struct {
+	Sender
+	f *metricFilter
+}
+
+func (s filteredSender) Gauge(metric string, value float64, hostname string, tags []string) {
+	if s.f.allows(metric) {
+		s.Sender.Gauge(metric, value, hostname, tags)
+	}
+}
+
+func (s filteredSender) Count(metric string, value float64, hostname string, tags []string) {
+	if s.f.allows(metric) {
+		s.Sender.Count(metric, value, hostname, tags)
 	}
 }
 

@@ -895,3 +895,33 @@ func TestLiveCheckPermission(t *testing.T) {
 		}
 	}
 }
+
+// TestRuntimeMetricsOncePerProcess runs two instances with
+// runtime_metrics: true, as the Agent or go-metro check would: the
+// process's runtime.go.* metrics are sent by one of them only, never with
+// an iface tag, and the other takes over when the first is cancelled.
+func TestRuntimeMetricsOncePerProcess(t *testing.T) {
+	const init = "runtime_metrics: true"
+	c0, _ := withFake(t, "interface: eth0\ntags: [env:test, iface:eth0]", init, nil)
+	c1, _ := withFake(t, "interface: eth1\ntags: [env:test]", init, nil)
+	count := func(b check.Batch) int {
+		n := 0
+		for _, s := range b.Find(check.MetricGoNumGoroutine) {
+			n++
+			if slices.ContainsFunc(s.Tags, func(t string) bool { return strings.HasPrefix(t, "iface:") }) {
+				t.Errorf("%s tagged %q: an iface tag on a process metric", s.Metric, s.Tags)
+			}
+		}
+		return n
+	}
+	for i := range 2 {
+		n0, n1 := count(run(t, c0, newRecorder())), count(run(t, c1, newRecorder()))
+		if n0+n1 != 1 || n0 != 1 {
+			t.Errorf("run %d: %s sent %d times by eth0 and %d by eth1, want once, by the first", i, check.MetricGoNumGoroutine, n0, n1)
+		}
+	}
+	c0.Cancel()
+	if n := count(run(t, c1, newRecorder())); n != 1 {
+		t.Errorf("after eth0 was cancelled, eth1 sent %s %d times, want once", check.MetricGoNumGoroutine, n)
+	}
+}
