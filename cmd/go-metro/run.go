@@ -195,14 +195,15 @@ func (d *daemon) stop(g *generation) error {
 // load reads and checks the configuration at path, opens the log file it
 // names and creates the DogStatsD client. Nothing starts yet.
 func (d *daemon) load(path string) (cfg *daemonConfig, err error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read the configuration: %w", err)
-	}
-	initYAML, instYAML, warnings, err := parseConfFile(path, data, "")
+	data, err := readConfFile(path)
 	if err != nil {
 		return nil, err
 	}
+	f, err := parseConfFile(path, data, "")
+	if err != nil {
+		return nil, err
+	}
+	initYAML, warnings := f.initYAML, f.warnings
 	keys, err := yamlKeys(initYAML)
 	if err != nil {
 		return nil, fmt.Errorf("%s: init_config: %w", path, err)
@@ -223,16 +224,21 @@ func (d *daemon) load(path string) (cfg *daemonConfig, err error) {
 			return nil, fmt.Errorf("%s: init_config: %w", path, err)
 		}
 	}
-	for i, y := range instYAML {
+	var cfgs []*check.Config
+	for i, y := range f.instances {
 		in := &daemonInstance{name: fmt.Sprintf("instances[%d]", i)}
 		in.chk = &check.Check{
 			Logger:     log.With("instance", in.name),
 			NewCapture: d.newCapture,
 		}
 		if err := in.chk.Configure(y.yaml, checkInit); err != nil {
-			return nil, fmt.Errorf("%s: %s (line %d): %w", path, in.name, y.line, err)
+			return nil, f.configError(i, err)
 		}
 		cfg.instances = append(cfg.instances, in)
+		cfgs = append(cfgs, in.chk.Config())
+	}
+	if err := f.duplicateInstances(cfgs); err != nil {
+		return nil, err
 	}
 	// init_config is the same for every instance.
 	cfg.init = cfg.instances[0].chk.Config().Init
@@ -350,10 +356,18 @@ func (g *generation) schedule(ctx context.Context, in *daemonInstance) {
 // that every instance has.
 func (g *generation) runtime(ctx context.Context, interval time.Duration) {
 	defer g.wg.Done()
-	tags := g.cfg.instances[0].chk.Config().Instance.Tags
+	instTags := func(c *check.Config) []string {
+		tags := slices.Clone(c.Instance.Tags)
+		if c.Service != "" {
+			tags = append(tags, "service:"+c.Service)
+		}
+		return tags
+	}
+	// No iface tag: the metrics describe the process.
+	tags := slices.DeleteFunc(instTags(g.cfg.instances[0].chk.Config()), func(t string) bool { return strings.HasPrefix(t, "iface:") })
 	for _, in := range g.cfg.instances[1:] {
-		other := in.chk.Config().Instance.Tags
-		tags = slices.DeleteFunc(slices.Clone(tags), func(t string) bool { return !slices.Contains(other, t) })
+		other := instTags(in.chk.Config())
+		tags = slices.DeleteFunc(tags, func(t string) bool { return !slices.Contains(other, t) })
 	}
 	var rc check.RuntimeCollector
 	t := time.NewTicker(interval)
