@@ -887,6 +887,20 @@ func TestRunLogging(t *testing.T) {
 			t.Errorf("info or debug at log_level warn:\n%s", s)
 		}
 	})
+	t.Run("full disk", func(t *testing.T) {
+		// /dev/full opens, and every write fails with ENOSPC: the lines
+		// go to stderr instead, after a note that says why.
+		conf := strings.Replace(daemonConf(port, "  - interface: eth0\n"), "init_config:\n", "init_config:\n  log_to_file: true\n  log_file: /dev/full\n", 1)
+		td := startDaemon(t, writeFile(t, "go-metro.yaml", conf), nil)
+		td.waitLog(t, `level=INFO msg="go-metro running"`, 1)
+		td.cancel()
+		td.wait(t)
+		s := td.stderr.String()
+		const note = "go-metro: cannot write the log file /dev/full: write /dev/full: no space left on device; logging to standard error until it can be written again\n"
+		if strings.Count(s, note) != 1 || !strings.Contains(s, "level=INFO msg=stopped") {
+			t.Errorf("stderr, want the note once and every line:\n%s", s)
+		}
+	})
 	t.Run("log_file without log_to_file", func(t *testing.T) {
 		conf := strings.Replace(daemonConf(port, "  - interface: eth0\n"), "init_config:\n", "init_config:\n  log_file: /tmp/x.log\n", 1)
 		td := startDaemon(t, writeFile(t, "go-metro.yaml", conf), nil)
