@@ -109,7 +109,7 @@ func NewPeerResolver(spec PeerSpec, r Resolver) (*PeerResolver, error) {
 		if a, err := netip.ParseAddr(name); err == nil {
 			a = normAddr(a)
 			h = peerHost{name: a.String(), literal: a}
-		} else if err := validHostName(name); err != nil {
+		} else if err := CheckHostName(name); err != nil {
 			errs = append(errs, fmt.Errorf("invalid `hosts` entry %q: %w", s, err))
 			continue
 		} else {
@@ -133,10 +133,10 @@ func NewPeerResolver(spec PeerSpec, r Resolver) (*PeerResolver, error) {
 	return pr, nil
 }
 
-// validHostName returns an error, saying what is wrong, when name is not
+// CheckHostName returns an error, saying what is wrong, when name is not
 // a DNS name: dot-separated labels of 1 to 63 letters, digits, '-' (not
 // first or last) and '_', at most 253 bytes, with an optional final dot.
-func validHostName(name string) error {
+func CheckHostName(name string) error {
 	switch {
 	case strings.ContainsFunc(name, unicode.IsSpace):
 		return errors.New("a host name has no spaces")

@@ -101,6 +101,8 @@ type daemon struct {
 	newCapture func(capture.LiveConfig) (check.Capture, error)
 	// statsdOptions are added to the DogStatsD client's options.
 	statsdOptions []statsd.Option
+	// newStatsdClient creates the DogStatsD client; nil means statsd.New.
+	newStatsdClient func(string, ...statsd.Option) (*statsd.Client, error)
 	// defaultLogFile is the log file when log_to_file is true and
 	// log_file is absent; "" means /var/log/datadog/go-metro.log.
 	defaultLogFile string
@@ -253,7 +255,11 @@ func (d *daemon) load(path string) (cfg *daemonConfig, err error) {
 	if !cfg.init.LogToFile && keys["log_file"] {
 		log.Warn("init_config key `log_file` is ignored: `log_to_file` is not true, so go-metro logs to standard error")
 	}
-	if cfg.sender, err = newStatsdSender(cfg.addr, log, d.statsdOptions...); err != nil {
+	newClient := d.newStatsdClient
+	if newClient == nil {
+		newClient = statsd.New
+	}
+	if cfg.sender, err = newStatsdSenderWith(newClient, cfg.addr, log, d.statsdOptions...); err != nil {
 		cfg.logs.close()
 		return nil, err
 	}
