@@ -37,7 +37,7 @@ func (e *Engine) ProcessFrame(f *Frame) {
 // for concurrent use.
 type FileSource struct {
 	name string
-	c    io.Closer // nil when the caller owns the reader
+	c    io.Closer // of the reader, or nil
 	f    fileReader
 }
 
@@ -53,13 +53,12 @@ func OpenFile(path string) (*FileSource, error) {
 		f.Close()
 		return nil, err
 	}
-	s.c = f
 	return s, nil
 }
 
 // NewFileSource reads a pcap or pcapng capture from r, such as standard
-// input, and reads its header; name names it in errors. Close does not
-// close r.
+// input, and reads its header; name names it in errors. Close closes r
+// when it is an io.Closer, but not when NewFileSource fails.
 func NewFileSource(name string, r io.Reader) (*FileSource, error) {
 	br := bufio.NewReaderSize(r, 1<<16)
 	if m, err := br.Peek(2); err == nil && m[0] == 0x1f && m[1] == 0x8b {
@@ -77,6 +76,7 @@ func NewFileSource(name string, r io.Reader) (*FileSource, error) {
 	if err := s.f.open(magic); err != nil {
 		return nil, err
 	}
+	s.c, _ = r.(io.Closer)
 	return s, nil
 }
 
