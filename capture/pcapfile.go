@@ -1,6 +1,7 @@
 package capture
 
 import (
+	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -82,7 +83,7 @@ func ngBlockName(t uint32) string {
 // fileReader reads the records of a pcap or pcapng file from r.
 type fileReader struct {
 	name string
-	r    io.Reader
+	r    *bufio.Reader
 	off  int64  // bytes read so far
 	buf  []byte // the current packet or block; reused
 	n    uint64 // packets returned
@@ -139,7 +140,10 @@ func (f *fileReader) open(magic [4]byte) error {
 	switch binary.BigEndian.Uint32(magic[:]) {
 	case magicPcapng:
 		f.ng = true
-		return f.readSectionHeader(magic[:], f.off-4)
+		if err := f.readSectionHeader(magic[:], f.off-4); err != nil {
+			return err
+		}
+		return f.readInterfaces()
 	case magicPcapMicro:
 		f.order = binary.BigEndian
 	case magicPcapNano:
@@ -192,6 +196,30 @@ func (f *fileReader) next() (Frame, error) {
 	}
 	f.n++
 	return Frame{Data: data, Link: f.link, WireLen: int(max(orig, incl)), Time: time.Unix(int64(sec), nsec).UTC()}, nil
+}
+
+// readInterfaces reads the Interface Description Blocks that come next,
+// so that an unsupported link type is refused when the file is opened,
+// as in a pcap file.
+func (f *fileReader) readInterfaces() error {
+	for {
+		h, err := f.r.Peek(8)
+		if err != nil || f.order.Uint32(h) != ngInterface {
+			return nil // anything else is for next
+		}
+		start, n := f.off, f.order.Uint32(h[4:])
+		if _, err := f.r.Discard(8); err != nil {
+			return err
+		}
+		f.off += 8
+		body, err := f.readBlock(ngInterface, n, start, 8)
+		if err != nil {
+			return err
+		}
+		if err := f.readInterface(body, start); err != nil {
+			return err
+		}
+	}
 }
 
 // nextNg returns the next packet of a pcapng file.
