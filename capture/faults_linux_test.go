@@ -175,3 +175,34 @@ func TestLiveBackoffUnhealthy(t *testing.T) {
 		})
 	}
 }
+
+// TestLiveHealthyAfterQuiet brings a down interface up, with no traffic:
+// the attempt that opens then reads nothing, and counts as healthy once
+// it has run HealthyAfter without error, which clears Failures and resets
+// the backoff.
+func TestLiveHealthyAfterQuiet(t *testing.T) {
+	pair := testbed.NewVethPair(t)
+	if err := pair.Client.IP("link", "set", pair.ClientIf, "down"); err != nil {
+		t.Fatal(err)
+	}
+	l, err := NewLive(LiveConfig{Interface: pair.ClientIf, Netns: pair.Client.Path(), MaxBackoff: 200 * time.Millisecond, HealthyAfter: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer l.Stop()
+	waitFor(t, 3*time.Second, "failed attempts", func() bool { return l.Health().Failures >= 3 })
+	if err := pair.Client.IP("link", "set", pair.ClientIf, "up"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 3*time.Second, "capturing", func() bool { return l.Health().State == StateCapturing })
+	if h := l.Health(); h.Failures == 0 {
+		t.Errorf("failures cleared at once on open, before the attempt was healthy")
+	}
+	waitFor(t, 3*time.Second, "a healthy attempt", func() bool {
+		h := l.Health()
+		return h.State == StateCapturing && h.Failures == 0
+	})
+}

@@ -48,6 +48,8 @@ func TestParseConfigErrors(t *testing.T) {
 		{name: "runtime_metrics-not-a-bool", instance: eth0, init: "runtime_metrics: maybe", want: []string{"`runtime_metrics`", "maybe", "true or false"}},
 		{name: "statsd_port-too-large", instance: eth0, init: "statsd_port: 70000", want: []string{"invalid `statsd_port` 70000", "between 1 and 65535"}, daemonOnly: true},
 		{name: "statsd_port-negative", instance: eth0, init: "statsd_port: -1", want: []string{"invalid `statsd_port` -1", "between 1 and 65535"}, daemonOnly: true},
+		{name: "statsd_port-not-a-number", instance: eth0, init: "statsd_port: abc", want: []string{"`statsd_port`", "\"abc\"", "whole number"}, daemonOnly: true},
+		{name: "statsd_port-zero", instance: eth0, init: "statsd_port: 0", want: []string{"invalid `statsd_port` 0", "between 1 and 65535"}, daemonOnly: true},
 		{name: "log_level-unknown", instance: eth0, init: "log_level: verbose", want: []string{"invalid `log_level` \"verbose\"", "must be one of", "debug, info"}, daemonOnly: true},
 		{name: "init_config-syntax", instance: eth0, init: "snaplen: [256", want: []string{"parse init_config"}},
 
