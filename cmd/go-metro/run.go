@@ -31,7 +31,7 @@ instance of FILE captures on its own and runs on its own schedule, every
 min_collection_interval seconds (15 unless set).
 
 FILE is a conf.yaml with init_config and instances, as "go-metro check -c"
-reads; go-metro's Agent 5 files work as they are.
+reads, of at most 1 MiB; go-metro's Agent 5 files work as they are.
 
 DogStatsD is reached, in order of precedence, at:
   statsd_ip and statsd_port of init_config, when either is in FILE
@@ -40,9 +40,11 @@ DogStatsD is reached, in order of precedence, at:
       unixgram:///path/to/dsd.socket;
   DD_AGENT_HOST and DD_DOGSTATSD_PORT;
   127.0.0.1:8125.
+A host name that does not resolve yet is tried again on every interval.
 
 Logs follow log_level (info unless set) and go to standard error, or with
-log_to_file: true to log_file (default /var/log/datadog/go-metro.log).
+log_to_file: true to log_file (default /var/log/datadog/go-metro.log); when
+the file cannot be written, to standard error, with a note that says so.
 
 SIGINT and SIGTERM stop it: the captures stop and what is pending is sent.
 SIGHUP reloads FILE and reopens the log file; when the new configuration
