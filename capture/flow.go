@@ -93,8 +93,8 @@ type flow struct {
 	closed     bool // saw FIN or RST
 	dir        Direction
 	prev, next *flow
-	lastSeen   int64 // engine clock (monotonic when live), ns
-	listed     int64 // engine clock when it was last moved to the front of its list
+	lastSeen   int64          // engine clock (monotonic when live), ns
+	listed     int64          // engine clock when it was last moved to the front of its list
 	peer       *peerRec       // the aggregate its samples and counts go to; nil until needed
 	conn       uint32         // bumped for each connection the local side opens on it, and on reuse
 	peerGen    uint32         // the engine's group generation peer was looked up in
