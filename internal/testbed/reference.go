@@ -1,0 +1,415 @@
+package testbed
+
+import (
+	"fmt"
+	"math"
+	"net/netip"
+	"slices"
+	"time"
+)
+
+// Frame is a TCP segment that a [RetransTracker] saw, with its direction.
+type Frame struct {
+	Segment
+	// Out says the host sent it; otherwise the host received it.
+	Out bool
+}
+
+// maxFrames bounds the frames a tracker keeps for [RetransTracker.Reference]:
+// about 120 MiB at most, far more than any test sends.
+const maxFrames = 1 << 20
+
+// RefMethod is the rule by which a [RefSample] pairs two frames.
+type RefMethod uint8
+
+// The reference's rules, one for each of go-metro's methods. They are
+// written from the RFCs and from Wireshark's definition, not from
+// go-metro's code.
+const (
+	// RefTimestamp times, for each ACK from the peer that advances the
+	// highest ACK (SND.UNA) and echoes a TSval newer than the last one
+	// timed, the segment the host sent that holds the peer's previous ACK
+	// and carries that TSval: the segment whose TSval the peer recorded
+	// (RFC 7323 §3.2 and §4.3: TS.Recent is taken from a segment with
+	// SEG.SEQ <= Last.ACK.sent, on Linux the segment at rcv_wup), to the
+	// ACK. Flows in which the host sends TCP timestamps, ACKs that carry
+	// them.
+	RefTimestamp RefMethod = iota
+	// RefSeqAck times, for each ACK from the peer that advances the
+	// highest ACK, the segment whose end it acknowledges exactly, as
+	// Wireshark's tcp.analysis.ack_rtt does; with Karn's rule: no sample
+	// if a byte between the previous ACK and this one was sent more than
+	// once. Flows without timestamps.
+	RefSeqAck
+	// RefHandshake times the host's SYN to the SYN-ACK (a connection it
+	// opens), or its SYN-ACK to the ACK that completes the handshake (a
+	// connection it accepts). If the SYN or SYN-ACK was sent more than
+	// once, the answer's TSecr must name the transmission it answers;
+	// without timestamps there is no sample.
+	RefHandshake
+
+	numRefMethods = 3
+)
+
+// String returns "timestamp", "seqack" or "handshake", the names of
+// go-metro's methods that the rules stand for.
+func (m RefMethod) String() string {
+	switch m {
+	case RefTimestamp:
+		return "timestamp"
+	case RefSeqAck:
+		return "seqack"
+	case RefHandshake:
+		return "handshake"
+	}
+	return fmt.Sprintf("RefMethod(%d)", uint8(m))
+}
+
+// RefSample is an RTT that the reference measured between two frames that
+// crossed the tracker's interface, by their kernel timestamps.
+type RefSample struct {
+	// Local and Remote are the ends of the flow: Local is the host's.
+	Local, Remote netip.AddrPort
+	Method        RefMethod
+	// Sent is the timestamp of the segment the host sent, Time that of the
+	// segment that answered it; RTT is Time - Sent.
+	Sent, Time time.Time
+	RTT        time.Duration
+}
+
+// RefSamples is a list of reference samples, ordered by Time.
+type RefSamples []RefSample
+
+// Filter returns the samples for which keep returns true.
+func (s RefSamples) Filter(keep func(RefSample) bool) RefSamples {
+	var out RefSamples
+	for _, x := range s {
+		if keep(x) {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// Between returns the samples answered in [from, to].
+func (s RefSamples) Between(from, to time.Time) RefSamples {
+	return s.Filter(func(x RefSample) bool { return !x.Time.Before(from) && !x.Time.After(to) })
+}
+
+// To returns the samples of flows to the remote address.
+func (s RefSamples) To(remote netip.Addr) RefSamples {
+	return s.Filter(func(x RefSample) bool { return x.Remote.Addr() == remote })
+}
+
+// Method returns the samples of one rule.
+func (s RefSamples) Method(m RefMethod) RefSamples {
+	return s.Filter(func(x RefSample) bool { return x.Method == m })
+}
+
+// RTTs returns the samples' RTTs, in the samples' order.
+func (s RefSamples) RTTs() []time.Duration {
+	out := make([]time.Duration, len(s))
+	for i, x := range s {
+		out[i] = x.RTT
+	}
+	return out
+}
+
+// Quantile returns the q-quantile of the RTTs by the nearest-rank method
+// (the value of rank ⌈q·n⌉), or 0 if there are none.
+func (s RefSamples) Quantile(q float64) time.Duration { return Quantile(s.RTTs(), q) }
+
+// Median returns the median RTT, Quantile(0.5).
+func (s RefSamples) Median() time.Duration { return s.Quantile(0.5) }
+
+// Counts returns the number of samples of each rule.
+func (s RefSamples) Counts() map[RefMethod]int {
+	out := map[RefMethod]int{}
+	for _, x := range s {
+		out[x.Method]++
+	}
+	return out
+}
+
+// Quantile returns the q-quantile of ds by the nearest-rank method (the
+// value of rank ⌈q·n⌉, 1-based), or 0 for none. It does not modify ds.
+func Quantile(ds []time.Duration, q float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[nearestRank(len(s), q)-1]
+}
+
+// nearestRank returns ⌈q·n⌉ within [1, n].
+func nearestRank(n int, q float64) int {
+	r := int(q*float64(n) + 0.999999)
+	return min(max(r, 1), n)
+}
+
+// MedianRange returns the lowest and the highest median (Quantile(0.5))
+// that a set of RTTs can have if it holds every RTT of in and any of
+// maybe: the median over an interval whose bounds are only known within
+// some slack, with in the samples certainly inside it and maybe those near
+// its bounds. It returns 0, 0 if both are empty.
+func MedianRange(in, maybe []time.Duration) (lo, hi time.Duration) {
+	if len(in)+len(maybe) == 0 {
+		return 0, 0
+	}
+	extra := slices.Clone(maybe)
+	slices.Sort(extra)
+	lo, hi = time.Duration(math.MaxInt64), time.Duration(math.MinInt64)
+	// Of the sets with k of maybe, those with the k smallest have the
+	// lowest median, and those with the k largest the highest.
+	for k := range len(extra) + 1 {
+		if len(in)+k == 0 {
+			continue
+		}
+		lo = min(lo, Quantile(append(slices.Clone(in), extra[:k]...), 0.5))
+		hi = max(hi, Quantile(append(slices.Clone(in), extra[len(extra)-k:]...), 0.5))
+	}
+	return lo, hi
+}
+
+// ReferenceSamples computes the reference samples of the frames of one
+// interface: for every connection, the samples that the rules of
+// [RefMethod] give, ordered by Time. Connections are told apart by their
+// ends and by their SYN. The frames need not be in order.
+func ReferenceSamples(frames []Frame) RefSamples {
+	frames = slices.Clone(frames)
+	slices.SortStableFunc(frames, func(a, b Frame) int { return a.Time.Compare(b.Time) })
+	type key struct{ local, remote netip.AddrPort }
+	conns := map[key]*refConn{}
+	var out RefSamples
+	for _, f := range frames {
+		k := key{f.Src, f.Dst}
+		if !f.Out {
+			k = key{f.Dst, f.Src}
+		}
+		c := conns[k]
+		if c == nil || c.newConnection(f) {
+			c = &refConn{local: k.local, remote: k.remote}
+			conns[k] = c
+		}
+		out = c.add(f, out)
+	}
+	slices.SortStableFunc(out, func(a, b RefSample) int { return a.Time.Compare(b.Time) })
+	return out
+}
+
+// refConn is the reference's state for one connection.
+type refConn struct {
+	local, remote netip.AddrPort
+	tsOut         bool // the host sends TCP timestamps
+
+	// The handshake: the kind of SYN the host sent (hsActive for a SYN,
+	// hsPassive for a SYN-ACK), its sequence number and its transmissions.
+	hs     int
+	hsSeq  uint32
+	hsTx   []refTx
+	hsDone bool
+
+	sent       []refSeg // data segments not yet acknowledged, in send order
+	una        uint32   // the highest ACK received, if unaOK
+	unaOK      bool
+	sndNxt     uint32 // the end of the highest segment sent, if sndNxtOK
+	sndNxtOK   bool
+	lastEcho   uint32 // the TSecr last timed, if lastEchoOK
+	lastEchoOK bool
+	synSeen    bool   // a SYN of this connection was seen, either way
+	synSeq     uint32 // the sequence number of the first SYN seen
+}
+
+// The kinds of handshake of a refConn.
+const (
+	hsNone = iota
+	hsActive
+	hsPassive
+)
+
+type refTx struct {
+	t     time.Time
+	tsval uint32
+	hasTS bool
+}
+
+type refSeg struct {
+	seq, end uint32
+	refTx
+	resent bool // its bytes were sent more than once
+}
+
+// newConnection reports whether f opens a new connection on the ends of c:
+// a SYN (without ACK) other than the one that opened c.
+func (c *refConn) newConnection(f Frame) bool {
+	return f.SYN && !f.HasAck && c.synSeen && f.Seq != c.synSeq
+}
+
+// add handles the next frame of the connection and appends the samples it
+// completes to out.
+func (c *refConn) add(f Frame, out RefSamples) RefSamples {
+	if f.SYN && !f.HasAck && !c.synSeen {
+		c.synSeen, c.synSeq = true, f.Seq
+	}
+	if f.RST {
+		return out
+	}
+	if f.Out {
+		c.addOut(f)
+		return out
+	}
+	return c.addIn(f, out)
+}
+
+func (c *refConn) addOut(f Frame) {
+	if f.HasTS {
+		c.tsOut = true
+	}
+	tx := refTx{t: f.Time, tsval: f.TSval, hasTS: f.HasTS}
+	if f.SYN {
+		kind := hsActive
+		if f.HasAck {
+			kind = hsPassive
+		}
+		if c.hs != kind || c.hsSeq != f.Seq {
+			c.hs, c.hsSeq, c.hsTx, c.hsDone = kind, f.Seq, nil, false
+		}
+		c.hsTx = append(c.hsTx, tx)
+		if !c.sndNxtOK || seqBefore(c.sndNxt, f.End) {
+			c.sndNxt, c.sndNxtOK = f.End, true
+		}
+		return
+	}
+	if f.End == f.Seq {
+		return // a pure ACK occupies no sequence space
+	}
+	resent := c.sndNxtOK && seqBefore(f.Seq, c.sndNxt)
+	if resent {
+		for i := range c.sent {
+			s := &c.sent[i]
+			if seqBefore(s.seq, f.End) && seqBefore(f.Seq, s.end) {
+				s.resent = true
+			}
+		}
+	}
+	c.sent = append(c.sent, refSeg{seq: f.Seq, end: f.End, refTx: tx, resent: resent})
+	if !c.sndNxtOK || seqBefore(c.sndNxt, f.End) {
+		c.sndNxt, c.sndNxtOK = f.End, true
+	}
+}
+
+func (c *refConn) addIn(f Frame, out RefSamples) RefSamples {
+	if !f.HasAck {
+		return out
+	}
+	emit := func(m RefMethod, sent time.Time) {
+		out = append(out, RefSample{Local: c.local, Remote: c.remote, Method: m, Sent: sent, Time: f.Time, RTT: f.Time.Sub(sent)})
+	}
+	if c.hs != hsNone && !c.hsDone && f.Ack == c.hsSeq+1 && f.SYN == (c.hs == hsActive) {
+		c.hsDone = true
+		if tx, ok := c.answered(f); ok {
+			emit(RefHandshake, tx.t)
+		}
+	}
+	if !c.unaOK {
+		// The first ACK: the previous one, which the rules time from, is
+		// unknown.
+		c.una, c.unaOK = f.Ack, true
+		c.dropAcked()
+		return out
+	}
+	if !seqBefore(c.una, f.Ack) {
+		return out // advances nothing
+	}
+	prev := c.una
+	c.una = f.Ack
+	switch {
+	case c.tsOut && f.HasTS:
+		if c.lastEchoOK && !seqBefore(c.lastEcho, f.TSecr) {
+			break // that echo was timed, or is older
+		}
+		// The segment that holds the peer's previous ACK and carries the
+		// echoed TSval; the latest one, if it was sent again with the
+		// same TSval.
+		for i := len(c.sent) - 1; i >= 0; i-- {
+			s := c.sent[i]
+			if s.hasTS && s.tsval == f.TSecr && !seqBefore(prev, s.seq) && seqBefore(prev, s.end) {
+				emit(RefTimestamp, s.t)
+				c.lastEcho, c.lastEchoOK = f.TSecr, true
+				break
+			}
+		}
+	default:
+		var timed *refSeg
+		ambiguous := false
+		for i := range c.sent {
+			s := &c.sent[i]
+			if !seqBefore(s.seq, f.Ack) || !seqBefore(prev, s.end) {
+				continue // outside [prev, ack)
+			}
+			if s.resent {
+				ambiguous = true
+			}
+			if s.end == f.Ack {
+				timed = s
+			}
+		}
+		if timed != nil && !ambiguous {
+			emit(RefSeqAck, timed.t)
+		}
+	}
+	c.dropAcked()
+	return out
+}
+
+// answered returns the transmission of the host's SYN or SYN-ACK that the
+// answer f answers: the only one, or the one whose TSval f echoes.
+func (c *refConn) answered(f Frame) (refTx, bool) {
+	if len(c.hsTx) == 1 {
+		return c.hsTx[0], true
+	}
+	if !f.HasTS {
+		return refTx{}, false
+	}
+	var match []refTx
+	for _, tx := range c.hsTx {
+		if tx.hasTS && tx.tsval == f.TSecr {
+			match = append(match, tx)
+		}
+	}
+	if len(match) != 1 {
+		return refTx{}, false
+	}
+	return match[0], true
+}
+
+// dropAcked forgets the segments that end at or below the highest ACK.
+func (c *refConn) dropAcked() {
+	c.sent = slices.DeleteFunc(c.sent, func(s refSeg) bool { return !seqBefore(c.una, s.end) })
+}
+
+// Frames returns the frames the tracker saw, in the order it read them, at
+// most the first million.
+func (r *RetransTracker) Frames() []Frame {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.frames)
+}
+
+// Reference returns the reference samples of the frames the tracker saw
+// (see [ReferenceSamples]). It fails if the tracker missed frames: its
+// socket dropped some, or it kept its limit of a million.
+func (r *RetransTracker) Reference() (RefSamples, error) {
+	r.mu.Lock()
+	full := r.framesFull
+	frames := slices.Clone(r.frames)
+	r.mu.Unlock()
+	if full {
+		return nil, fmt.Errorf("reference: the tracker kept only its first %d frames", maxFrames)
+	}
+	if d := r.Drops(); d > 0 {
+		return nil, fmt.Errorf("reference: the tracker's socket dropped %d frames", d)
+	}
+	return ReferenceSamples(frames), nil
+}
