@@ -165,7 +165,7 @@ type result struct {
 	// samples matched to the frames they timed, Same those equal to the
 	// reference's sample of the same ACK.
 	Samples, Paired, Same int
-	P50, P95        time.Duration
+	P50, P95              time.Duration
 	// RefSamples and RefAll are the number and median of the reference's
 	// samples of the same traffic; Ref, RefP95Low and RefP95 are the
 	// median and p95 of its samples of the ACKs the check timed (the p95
