@@ -254,32 +254,16 @@ func (b *bench) measure(tb testing.TB, traffic func(ctx context.Context, p testb
 // bridge, a segment the client sends has two timestamps, one per device,
 // a few microseconds apart, so there they must agree within sameSlack.
 func (b *bench) compare(m *measurement) {
-	type key struct {
-		at     int64
-		method capture.Method
-	}
-	ref := map[key]time.Duration{}
-	for _, r := range m.Ref {
-		ref[key{r.Time.UnixNano(), refMethod(r.Method)}] = r.RTT
-	}
 	slack := time.Duration(0)
 	if len(b.others) > 0 {
 		slack = sameSlack
 	}
-	m.Agree = make([]bool, len(m.Samples))
+	ms := make([]testbed.Measured, len(m.Samples))
 	for i, s := range m.Samples {
-		rtt, ok := ref[key{s.Time.UnixNano(), s.Method}]
-		if !ok {
-			continue
-		}
-		if (s.RTT - rtt).Abs() > slack {
-			m.Differ = append(m.Differ, fmt.Sprintf("%s sample %v at %s on %v→%v: the reference measured %v for the same ACK",
-				s.Method, s.RTT, s.Time.Format("15:04:05.000000"), s.Local, s.Remote, rtt))
-			continue
-		}
-		m.Agree[i] = true
-		m.Same = append(m.Same, rtt)
+		ms[i] = testbed.Measured{Time: s.Time, RTT: s.RTT, Method: s.Method.String()}
 	}
+	c := m.Ref.Compare(ms, slack)
+	m.Agree, m.Same, m.Differ = c.Agree, c.Same, c.Differ
 }
 
 // sameSlack is how far a sample may be from the reference's of the same

@@ -413,3 +413,81 @@ func (r *RetransTracker) Reference() (RefSamples, error) {
 	}
 	return ReferenceSamples(frames), nil
 }
+
+// Measured is a sample of the capture under test, for
+// [RefSamples.Compare]: the time of the segment that ended it, its RTT,
+// and its method by name ("timestamp", "seqack" or "handshake").
+type Measured struct {
+	Time   time.Time
+	RTT    time.Duration
+	Method string
+}
+
+// Comparison is how the samples of a capture under test compare with the
+// reference's of the same traffic, ACK by ACK.
+type Comparison struct {
+	// Samples and Ref count the capture's samples and the reference's.
+	Samples, Ref int
+	// Agree says, for each of the capture's samples, that the reference
+	// timed the same ACK by the same method and measured the same RTT;
+	// Same are those RTTs, in order.
+	Agree []bool
+	Same  []time.Duration
+	// Differ describes the samples whose RTT is not the reference's for
+	// the same ACK.
+	Differ []string
+}
+
+// Compare pairs each sample with the reference's sample of the same ACK
+// and method, if there is one: the one whose answering frame has the
+// sample's timestamp, within slack (the nearest, and of those the nearest
+// in the time of the segment timed). They agree if their timed segments'
+// timestamps are within slack too. slack is 0 where the capture and the
+// reference read a device whose kernel timestamps they share to the
+// nanosecond, as on a TAP device; a veth device stamps the frames it
+// receives once per socket, a few hundred nanoseconds apart, and a bridge
+// and its port stamp the frames they send once each.
+func (s RefSamples) Compare(samples []Measured, slack time.Duration) Comparison {
+	byMethod := map[string]RefSamples{}
+	for _, r := range s {
+		byMethod[r.Method.String()] = append(byMethod[r.Method.String()], r)
+	}
+	for _, rs := range byMethod {
+		slices.SortFunc(rs, func(a, b RefSample) int { return a.Time.Compare(b.Time) })
+	}
+	c := Comparison{Samples: len(samples), Ref: len(s), Agree: make([]bool, len(samples))}
+	for i, m := range samples {
+		rs := byMethod[m.Method]
+		sent := m.Time.Add(-m.RTT)
+		j, _ := slices.BinarySearchFunc(rs, m.Time.Add(-slack), func(r RefSample, t time.Time) int { return r.Time.Compare(t) })
+		best, bestD := -1, time.Duration(math.MaxInt64)
+		for ; j < len(rs) && !rs[j].Time.After(m.Time.Add(slack)); j++ {
+			if d := rs[j].Time.Sub(m.Time).Abs() + rs[j].Sent.Sub(sent).Abs(); d < bestD {
+				best, bestD = j, d
+			}
+		}
+		if best < 0 {
+			continue
+		}
+		r := rs[best]
+		if r.Sent.Sub(sent).Abs() > slack {
+			c.Differ = append(c.Differ, fmt.Sprintf("%s sample %v at %s: the reference measured %v for the same ACK",
+				m.Method, m.RTT, m.Time.Format("15:04:05.000000"), r.RTT))
+			continue
+		}
+		c.Agree[i] = true
+		c.Same = append(c.Same, r.RTT)
+	}
+	return c
+}
+
+// Covered reports whether the capture timed exactly the ACKs the reference
+// timed, and measured each alike.
+func (c Comparison) Covered() bool {
+	return len(c.Same) == c.Samples && c.Samples == c.Ref
+}
+
+// String summarizes the comparison.
+func (c Comparison) String() string {
+	return fmt.Sprintf("%d samples, %d of the reference, %d of them of the same ACKs alike, %d unlike", c.Samples, c.Ref, len(c.Same), len(c.Differ))
+}
