@@ -491,3 +491,17 @@ func (c Comparison) Covered() bool {
 func (c Comparison) String() string {
 	return fmt.Sprintf("%d samples, %d of the reference, %d of them of the same ACKs alike, %d unlike", c.Samples, c.Ref, len(c.Same), len(c.Differ))
 }
+
+// Envelope returns the range in which every RTT statistic of go-metro's
+// samples of the same traffic must lie, if each of them is one of the
+// reference's: from the smallest of the reference's RTTs to the largest,
+// widened by 1 % (the relative accuracy of go-metro's quantile sketch)
+// and by slack (see [RefSamples.Compare]). It returns 0, 0 for none.
+func (s RefSamples) Envelope(slack time.Duration) (lo, hi time.Duration) {
+	if len(s) == 0 {
+		return 0, 0
+	}
+	rtts := s.RTTs()
+	lo, hi = slices.Min(rtts), slices.Max(rtts)
+	return lo - lo/100 - slack, hi + hi/100 + slack
+}
