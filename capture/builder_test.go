@@ -362,6 +362,7 @@ type step struct {
 	at  time.Duration
 	in  bool
 	seg tseg
+	dev Device // the device it is captured on; 0: unknown
 }
 
 // stepOut is a segment the local side sends at t0+at.
@@ -387,11 +388,13 @@ func (c *conn) play(steps []step) {
 	c.tb.Helper()
 	for _, s := range steps {
 		c.now = t0.Add(s.at)
+		seg := s.seg
 		if s.in {
-			c.in(s.seg)
+			seg.src, seg.dst = c.remote, c.local
 		} else {
-			c.out(s.seg)
+			seg.src, seg.dst = c.local, c.remote
 		}
+		c.e.ProcessDev(LinkEthernet, ethFrame(buildIP(c.tb, seg)), 0, c.now.UnixNano(), s.dev)
 	}
 }
 

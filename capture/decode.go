@@ -94,10 +94,48 @@ const MaxSACKBlocks = 4
 // SACKBlock is one selective acknowledgement block: [Left, Right).
 type SACKBlock struct{ Left, Right uint32 }
 
+// Device identifies where a frame was captured: the interface index and
+// the packet type (PACKET_HOST, PACKET_OUTGOING and so on) of a Linux
+// packet socket or a Linux cooked capture. The zero value means unknown.
+// Two copies of one segment that the kernel delivers from two devices (a
+// bridge and its port, a bond and its slave, the outgoing and incoming
+// sides of lo) have different Devices. It is comparable.
+type Device uint64
+
+// Linux packet types (sll_pkttype).
+const (
+	PacketHost      = 0 // to this host
+	PacketBroadcast = 1
+	PacketMulticast = 2
+	PacketOtherHost = 3 // to another host, seen in promiscuous mode or on a bridge port
+	PacketOutgoing  = 4 // sent by this host
+)
+
+const deviceKnown = 1 << 63
+
+// MakeDevice returns the Device of interface index ifindex (0 if unknown)
+// and packet type pktType.
+func MakeDevice(ifindex uint32, pktType uint8) Device {
+	return Device(deviceKnown | uint64(ifindex)<<8 | uint64(pktType))
+}
+
+// Known reports whether the packet type is known.
+func (d Device) Known() bool { return d&deviceKnown != 0 }
+
+// Index returns the interface index, or 0 if unknown.
+func (d Device) Index() uint32 { return uint32(d >> 8) }
+
+// PktType returns the packet type; meaningful only if Known.
+func (d Device) PktType() uint8 { return uint8(d) }
+
 // Packet is a decoded TCP segment. The zero value is an empty packet. It
 // holds copies, not references, of everything it took from the capture
 // buffer, so it stays valid after the buffer is reused.
 type Packet struct {
+	// Dev is where the frame was captured, when its link header tells
+	// (Linux cooked captures): the packet type always, the interface
+	// index in version 2. Decode leaves it zero for other link types.
+	Dev              Device
 	Src, Dst         netip.Addr
 	SrcPort, DstPort uint16
 	Seq, Ack         uint32
@@ -152,6 +190,7 @@ const (
 // ErrNotTCP or ErrFragment for a valid packet with nothing to time, and a
 // decode error otherwise (see IsDecodeError).
 func Decode(link LinkType, data []byte, wireLen int, p *Packet) error {
+	p.Dev = 0
 	off := len(data) - wireLen // captured minus wire: <= 0 when cut by snaplen
 	var err error
 	var ethType uint16
@@ -166,12 +205,14 @@ func Decode(link LinkType, data []byte, wireLen int, p *Packet) error {
 		if len(data) < 16 {
 			return ErrTruncated
 		}
+		p.Dev = MakeDevice(0, uint8(binary.BigEndian.Uint16(data[0:2])))
 		ethType = binary.BigEndian.Uint16(data[14:16])
 		data = data[16:]
 	case LinkLinuxSLL2:
 		if len(data) < 20 {
 			return ErrTruncated
 		}
+		p.Dev = MakeDevice(binary.BigEndian.Uint32(data[4:8]), data[10])
 		ethType = binary.BigEndian.Uint16(data[0:2])
 		data = data[20:]
 	case LinkNull, LinkLoop:

@@ -195,11 +195,20 @@ func TestDecode(t *testing.T) {
 		for _, s := range decShapes {
 			ip := buildIP(t, decSeg(v6, s.seg))
 			for _, f := range framings(ip) {
+				want := decPkt(v6, s.want)
+				// Cooked captures tell the device: sllFrame and
+				// sll2Frame (on interface 2) mark the frame outgoing.
+				switch f.link {
+				case LinkLinuxSLL:
+					want.Dev = MakeDevice(0, PacketOutgoing)
+				case LinkLinuxSLL2:
+					want.Dev = MakeDevice(2, PacketOutgoing)
+				}
 				tests = append(tests, testCase{
 					name:  f.name + "/" + ipName + "/" + s.name,
 					link:  f.link,
 					frame: f.frame,
-					want:  decPkt(v6, s.want),
+					want:  want,
 				})
 			}
 		}
@@ -352,6 +361,7 @@ func TestDecode(t *testing.T) {
 			// Decoding into a Packet that holds another segment gives the
 			// same result: no option or field survives from it.
 			dirty := Packet{
+				Dev: MakeDevice(9, PacketHost),
 				Src: netip.MustParseAddr("10.9.9.9"), SrcPort: 9, Seq: 9, Flags: 0xff, PayloadLen: 9,
 				HasTS: true, HasMSS: true, HasWScale: true, SACKPermitted: true,
 				TSval: 9, TSecr: 9, MSS: 9, WScale: 9, NumSACK: 4,

@@ -34,10 +34,44 @@ type Config struct {
 	// MaxRTT is the sanity bound: longer samples are discarded and
 	// counted; 0 means SanityMaxRTT.
 	MaxRTT time.Duration
+	// PrefixV4 and PrefixV6, when not 0, group remote addresses by their
+	// network of that many bits (the peer_prefix_v4 and peer_prefix_v6
+	// settings): one series per network instead of one per address. Host
+	// names from the peer list keep their name.
+	PrefixV4, PrefixV6 int
+	// ServiceTags splits each peer by direction (who opened the
+	// connection) and service port (the service_tags setting).
+	ServiceTags bool
+	// MaxPorts caps the service ports of one local and remote pair when
+	// ServiceTags is set; further ports are folded into PortOther. 0 means
+	// DefaultMaxPorts.
+	MaxPorts int
+	// SYNTimeout is how long a SYN of the local side may go without a
+	// SYN-ACK, from the first transmission, before the connection counts
+	// in TCPCounts.Timeouts; 0 means DefaultSYNTimeout.
+	SYNTimeout time.Duration
+	// NoTCPCounts turns the loss and failure counts of TCPCounts off (the
+	// tcp_health: false setting).
+	NoTCPCounts bool
+	// EphemeralPorts is the host's ephemeral port range
+	// (ip_local_port_range), used to tell the direction of connections
+	// that began before the capture; the zero value means
+	// DefaultEphemeralPorts.
+	EphemeralPorts [2]uint16
 	// OnSample, if set, is called on the packet goroutine with each valid
 	// sample. It must not retain the Engine's locks or block for long.
 	OnSample func(Sample)
 }
+
+// DefaultSYNTimeout is the default SYNTimeout (the syn_timeout setting).
+const DefaultSYNTimeout = 10 * time.Second
+
+// DefaultMaxPorts is the default cap on service ports per peer (the
+// max_ports setting).
+const DefaultMaxPorts = 16
+
+// DefaultEphemeralPorts is Linux's default ip_local_port_range.
+var DefaultEphemeralPorts = [2]uint16{32768, 60999}
 
 // DefaultMaxPeers is the default cap on peers (the max_peers setting): at
 // most about 6 KiB each (smoothed RTT, interval stats and a sketch of at
@@ -62,8 +96,11 @@ type Stats struct {
 	FlowsExpired     uint64 // removed after idle_ttl or exp_ttl
 	FlowsEvicted     uint64 // removed because max_flows was reached
 	Samples          uint64 // valid samples
-	SamplesDiscarded uint64 // samples with negative RTT (capture time went backwards), above MaxRTT, or of a peer beyond MaxPeers
+	SamplesDiscarded uint64 // samples with negative RTT (capture time went backwards), above MaxRTT, across a clock step, or of a peer beyond MaxPeers
 	Peers            uint64 // peers whose smoothed RTT is being kept
+	Copies           uint64 // frames that were copies of a segment already seen on another device
+	ClockSteps       uint64 // steps of the wall clock detected
+	PortsFolded      uint64 // series folded into port:other because their peer had MaxPorts ports
 }
 
 // sweepEvery is how often, in capture time, Process expires flows and
@@ -77,23 +114,40 @@ const sweepEvery = int64(time.Second)
 type Engine struct {
 	local    atomic.Pointer[LocalSet]
 	peers    atomic.Pointer[Peers] // userspace peer filter; nil: none
+	names    atomic.Pointer[Peers] // host names of the peer list, for grouping; nil: none
 	methods  Methods
 	idleTTL  int64
 	expTTL   int64
 	maxRTT   int64
 	onSample func(Sample)
+	prefix4  int
+	prefix6  int
+	service  bool
+	ephem    [2]uint16
 
 	flows     *flowTable
 	agg       *aggregator
 	pkt       Packet
-	now       int64 // latest capture time seen
-	lastSweep int64
+	now       int64      // latest capture time seen
+	lastSweep int64      // engine clock of the last expiry
 	cur       *flow      // the flow whose samples emit is receiving
 	curTime   int64      // the capture time emit stamps them with
 	emitFn    sampleFunc // e.emit, bound once so that Process does not allocate
 
+	// The engine clock drives expiry. Without Advance it is the latest
+	// capture time; once Advance has been called it is the monotonic
+	// time Advance gave, so that a step of the wall clock, which stamps
+	// packets, cannot expire every flow or keep them forever.
+	live       bool
+	mono       int64
+	clockOff   int64 // wall - mono at the last Advance
+	epoch      uint8 // bumped at each detected clock step
+	quarantine bool  // a step was detected since the last Advance
+	namesSeen  *Peers
+	groupGen   uint32 // bumped when the host names change
+
 	packets, tcpPackets, decodeErrors atomic.Uint64
-	samples, discarded                atomic.Uint64
+	samples, discarded, copies, steps atomic.Uint64
 }
 
 // NewEngine returns an Engine configured by cfg.
@@ -105,6 +159,19 @@ func NewEngine(cfg Config) *Engine {
 		maxRTT:   int64(orDefault(cfg.MaxRTT, SanityMaxRTT)),
 		onSample: cfg.OnSample,
 		agg:      newAggregator(),
+		prefix4:  cfg.PrefixV4,
+		prefix6:  cfg.PrefixV6,
+		service:  cfg.ServiceTags,
+		ephem:    cfg.EphemeralPorts,
+	}
+	if e.ephem == [2]uint16{} {
+		e.ephem = DefaultEphemeralPorts
+	}
+	if e.service {
+		e.agg.maxPorts = cfg.MaxPorts
+		if e.agg.maxPorts <= 0 {
+			e.agg.maxPorts = DefaultMaxPorts
+		}
 	}
 	if e.methods == 0 {
 		e.methods = AllMethods
@@ -144,6 +211,11 @@ func (e *Engine) SetPeerFilter(peers *Peers) {
 	e.peers.Store(peers)
 }
 
+// SetNames gives the engine the peer list whose host names group remote
+// addresses: every address of a host is one series, tagged with the name.
+// nil removes the names. Safe for concurrent use.
+func (e *Engine) SetNames(p *Peers) { e.names.Store(p) }
+
 // Local returns the current set of local addresses.
 func (e *Engine) Local() *LocalSet { return e.local.Load() }
 
@@ -153,11 +225,18 @@ func (e *Engine) Local() *LocalSet { return e.local.Load() }
 // panics on any input; a truncated or malformed frame is counted in
 // Stats.DecodeErrors and skipped.
 func (e *Engine) Process(link LinkType, data []byte, wireLen int, ts time.Time) {
-	e.ProcessNano(link, data, wireLen, ts.UnixNano())
+	e.ProcessDev(link, data, wireLen, ts.UnixNano(), 0)
 }
 
 // ProcessNano is Process with the capture time in Unix nanoseconds.
 func (e *Engine) ProcessNano(link LinkType, data []byte, wireLen int, t int64) {
+	e.ProcessDev(link, data, wireLen, t, 0)
+}
+
+// ProcessDev is ProcessNano for a frame captured on device dev (0 if
+// unknown; a Linux cooked header's device is used then), which tells a
+// copy of a segment seen on a second device from a retransmission.
+func (e *Engine) ProcessDev(link LinkType, data []byte, wireLen int, t int64, dev Device) {
 	e.packets.Add(1)
 	p := &e.pkt
 	if err := Decode(link, data, wireLen, p); err != nil {
@@ -167,26 +246,42 @@ func (e *Engine) ProcessNano(link LinkType, data []byte, wireLen int, t int64) {
 		return
 	}
 	e.tcpPackets.Add(1)
+	if p.Dev != 0 {
+		// The link header's device (Linux cooked captures) is the most
+		// specific; the capture's interface index completes SLL v1's.
+		if p.Dev.Index() == 0 && dev.Index() != 0 {
+			dev = MakeDevice(dev.Index(), p.Dev.PktType())
+		} else {
+			dev = p.Dev
+		}
+	}
 	if t > e.now {
 		e.now = t
+		if !e.live {
+			e.mono = t
+		}
 	}
 	local := e.local.Load()
 	peers := e.peers.Load() // nil unless the kernel filter could not hold the peers
 	if local.Contains(p.Src) && (peers == nil || peers.Contains(p.Dst)) {
-		e.outgoing(p, t)
+		e.outgoing(p, t, dev)
 	}
 	if local.Contains(p.Dst) && (peers == nil || peers.Contains(p.Src)) {
-		e.incoming(p, t)
+		e.incoming(p, t, dev)
 	}
-	if e.now-e.lastSweep >= sweepEvery {
-		e.Expire(time.Unix(0, e.now))
+	if !e.live && e.mono-e.lastSweep >= sweepEvery {
+		e.expire(e.mono)
 	}
 }
 
-func (e *Engine) outgoing(p *Packet, t int64) {
+func (e *Engine) outgoing(p *Packet, t int64, dev Device) {
 	k := flowKey{netip.AddrPortFrom(p.Src, p.SrcPort), netip.AddrPortFrom(p.Dst, p.DstPort)}
 	f := e.flows.get(k, p.Flags&FlagRST == 0)
 	if f == nil {
+		return
+	}
+	if f.seen[dirOut].isCopy(dev, segmentSig(p), t) {
+		e.copies.Add(1)
 		return
 	}
 	closed := f.closed
@@ -195,34 +290,114 @@ func (e *Engine) outgoing(p *Packet, t int64) {
 		closed = true
 	case p.Flags&FlagSYN != 0:
 		closed = false // a new connection on this 4-tuple
+		if p.Flags&FlagACK != 0 {
+			f.dir = DirInbound
+		} else {
+			f.dir = DirOutbound
+		}
+		f.peer = nil // the series may change with the direction
 	}
-	e.flows.touch(f, t, closed)
-	f.rtt.timeOutgoing(p, t, e.methods)
+	if f.dir == DirUnknown {
+		f.dir = e.guessDirection(f.key)
+	}
+	e.flows.touch(f, e.mono, closed)
+	f.rtt.timeOutgoing(p, t, e.epoch, e.methods)
 }
 
-func (e *Engine) incoming(p *Packet, t int64) {
+func (e *Engine) incoming(p *Packet, t int64, dev Device) {
 	k := flowKey{netip.AddrPortFrom(p.Dst, p.DstPort), netip.AddrPortFrom(p.Src, p.SrcPort)}
 	f := e.flows.get(k, false)
 	if f == nil {
 		return // nothing of ours to time on a flow we never sent on
 	}
-	e.flows.touch(f, t, f.closed || p.Flags&(FlagFIN|FlagRST) != 0)
+	if f.seen[dirIn].isCopy(dev, segmentSig(p), t) {
+		e.copies.Add(1)
+		return
+	}
+	e.flows.touch(f, e.mono, f.closed || p.Flags&(FlagFIN|FlagRST) != 0)
 	e.cur, e.curTime = f, t
 	f.rtt.timeIncoming(p, t, e.methods, e.emitFn)
 	e.cur = nil
 }
 
+// guessDirection tells who opened a connection whose handshake was not
+// seen, from the ports: the side on an ephemeral port (the host's
+// ip_local_port_range) is the client, unless both or neither are, where
+// a well-known port (below 1024) marks the server.
+func (e *Engine) guessDirection(k flowKey) Direction {
+	lp, rp := k.local.Port(), k.remote.Port()
+	lEph := lp >= e.ephem[0] && lp <= e.ephem[1]
+	rEph := rp >= e.ephem[0] && rp <= e.ephem[1]
+	switch {
+	case lEph && !rEph:
+		return DirOutbound
+	case rEph && !lEph:
+		return DirInbound
+	case rp < 1024 && lp >= 1024:
+		return DirOutbound
+	case lp < 1024 && rp >= 1024:
+		return DirInbound
+	}
+	return DirUnknown
+}
+
+// peerKey returns the series of flow f: its local address, its remote
+// address grouped by host name or prefix, and with service tags its
+// direction and service port.
+func (e *Engine) peerKey(f *flow, names *Peers) PeerKey {
+	remote := f.key.remote.Addr()
+	k := PeerKey{Local: f.key.local.Addr()}
+	if name := names.HostName(remote); name != "" {
+		k.Remote = Remote{Host: name}
+	} else {
+		bits := remote.BitLen()
+		if remote.Is4() && e.prefix4 > 0 {
+			bits = e.prefix4
+		} else if remote.Is6() && e.prefix6 > 0 {
+			bits = e.prefix6
+		}
+		k.Remote = Remote{Prefix: netip.PrefixFrom(remote, bits).Masked()}
+	}
+	if e.service {
+		k.Dir = f.dir
+		switch f.dir {
+		case DirOutbound:
+			k.Port = uint32(f.key.remote.Port())
+		case DirInbound:
+			k.Port = uint32(f.key.local.Port())
+		}
+	}
+	return k
+}
+
+// record returns the aggregate record of flow f, looking it up when f has
+// none or its grouping changed; nil when the peers are at MaxPeers.
+func (e *Engine) record(f *flow) *peerRec {
+	if names := e.names.Load(); names != e.namesSeen {
+		e.namesSeen = names
+		e.groupGen++
+	}
+	if r := f.peer; r != nil && !r.dead && f.peerGen == e.groupGen {
+		return r
+	}
+	r := e.agg.record(e.peerKey(f, e.namesSeen), e.mono)
+	f.peer, f.peerGen = r, e.groupGen
+	return r
+}
+
 // emit checks one raw sample of e.cur and records it.
-func (e *Engine) emit(rtt int64, m Method) {
-	if rtt < 0 || rtt > e.maxRTT {
+func (e *Engine) emit(rtt int64, m Method, epoch uint8) {
+	if rtt < 0 || rtt > e.maxRTT || epoch != e.epoch || e.quarantine {
 		e.discarded.Add(1)
 		return
 	}
 	f := e.cur
-	if !e.agg.add(PeerKey{f.key.local.Addr(), f.key.remote.Addr()}, rtt, m, e.curTime) {
+	r := e.record(f)
+	if r == nil {
 		e.discarded.Add(1) // a new peer beyond MaxPeers
 		return
 	}
+	e.agg.add(r, rtt, m, e.curTime, e.mono)
 	e.samples.Add(1)
 	if e.onSample != nil {
 		e.onSample(Sample{
@@ -235,12 +410,53 @@ func (e *Engine) emit(rtt int64, m Method) {
 	}
 }
 
-// Expire removes flows and peers whose TTLs ran out at time now. Process
-// calls it every second of capture time; a live capture also calls it on a
-// timer so that flows expire while no packets arrive. Call it from the
-// packet goroutine.
-func (e *Engine) Expire(now time.Time) {
-	n := now.UnixNano()
+// Clock steps.
+const (
+	// stepThreshold is the change of the wall clock against the monotonic
+	// clock between two calls of Advance that counts as a step. NTP
+	// slews the clock by at most 0.5 ms a second.
+	stepThreshold = int64(10 * time.Millisecond)
+)
+
+// Advance gives a live engine the time, once per block of packets or
+// poll timeout: wall is the wall clock (Unix ns, the clock that stamps
+// packets) and mono a monotonic clock (ns from any origin), both read at
+// once. From the first call, expiry runs on mono instead of capture time.
+// When wall moved against mono by more than 10 ms since the previous
+// call, the wall clock stepped: samples timed from a segment sent before
+// the step, and samples completed before the next call, are discarded
+// and counted. Advance expires flows and peers every second. Call it from
+// the packet goroutine.
+func (e *Engine) Advance(wall, mono int64) {
+	off := wall - mono
+	switch {
+	case !e.live:
+		e.live = true
+		e.lastSweep = mono
+	case off-e.clockOff > stepThreshold || e.clockOff-off > stepThreshold:
+		// Segments sent before the step, and those in the packets that
+		// reached us since the last call, on either side of it, are
+		// never timed against later ones.
+		e.epoch++
+		e.quarantine = true
+		e.steps.Add(1)
+	case e.quarantine:
+		e.epoch++
+		e.quarantine = false
+	}
+	e.clockOff = off
+	e.mono = mono
+	if e.mono-e.lastSweep >= sweepEvery {
+		e.expire(e.mono)
+	}
+}
+
+// Expire removes flows and peers whose TTLs ran out at time now, on the
+// engine clock: capture time, or the monotonic time of Advance. Process
+// and Advance call it every second; call it from the packet goroutine.
+func (e *Engine) Expire(now time.Time) { e.expire(now.UnixNano()) }
+
+func (e *Engine) expire(n int64) {
 	e.lastSweep = n
 	e.flows.expire(n-e.idleTTL, n-e.expTTL)
 	e.agg.expire(n - e.idleTTL)
@@ -267,6 +483,9 @@ func (e *Engine) Stats() Stats {
 		Samples:          e.samples.Load(),
 		SamplesDiscarded: e.discarded.Load(),
 		Peers:            e.agg.npeers.Load(),
+		Copies:           e.copies.Load(),
+		ClockSteps:       e.steps.Load(),
+		PortsFolded:      e.agg.folded.Load(),
 	}
 }
 

@@ -104,8 +104,8 @@ func TestBothLocal(t *testing.T) {
 			}
 			peers := sortStats(e.Drain(nil))
 			if len(peers) != 2 ||
-				peers[0].PeerKey != (PeerKey{client.Addr(), server.Addr()}) || peers[0].Count != 2 ||
-				peers[1].PeerKey != (PeerKey{server.Addr(), client.Addr()}) || peers[1].Count != 2 {
+				peers[0].PeerKey != AddrPeer(client.Addr(), server.Addr()) || peers[0].Count != 2 ||
+				peers[1].PeerKey != AddrPeer(server.Addr(), client.Addr()) || peers[1].Count != 2 {
 				t.Errorf("drain = %+v, want the client and the server side, 2 samples each", peers)
 			}
 		})
@@ -162,7 +162,7 @@ func TestStats(t *testing.T) {
 		{LinkType(147), ethFrame(ip)},      // unsupported link type: decode error
 		{LinkEthernet, ethFrame(udp)},      // not TCP: neither
 		{LinkRaw, ip},                      // raw IP: a TCP packet (a duplicate ACK)
-		{LinkEthernet, ethFrame(ip, 7, 8)}, // QinQ: a TCP packet
+		{LinkEthernet, ethFrame(ip, 7, 8)}, // QinQ: a TCP packet, an exact copy of the previous one
 		{LinkEthernet, []byte{1, 2, 3}},    // truncated Ethernet header
 		{LinkEthernet, arp},                // ARP: neither
 	}
@@ -178,6 +178,7 @@ func TestStats(t *testing.T) {
 		Samples:          2,
 		SamplesDiscarded: 1,
 		Peers:            1,
+		Copies:           1,
 	}
 	got := e.Stats()
 	if diff := cmp.Diff(want, got); diff != "" {

@@ -52,6 +52,45 @@ const MaxFilterInstructions = 4096
 // attach a filter without peers and check the peers in userspace.
 var ErrFilterTooLarge = errors.New("too many peers for the kernel filter")
 
+// LoopbackAll, given to DropLoopbackOutgoing, means that the socket reads
+// only a loopback device, so that every outgoing frame is a copy.
+const LoopbackAll = 0
+
+// DropLoopbackOutgoing returns prog with a prologue that drops the
+// outgoing copy of every frame on a loopback device, as libpcap does: on
+// lo, AF_PACKET delivers each frame twice, as sent (PACKET_OUTGOING) and
+// as received. loIndex is the interface index of the loopback device for
+// a socket on all interfaces ("any"), or LoopbackAll for a socket bound to
+// the loopback device itself. The prologue reads the packet type and the
+// interface index with the kernel's ancillary loads (SKF_AD_PKTTYPE,
+// SKF_AD_IFINDEX); it leaves A and X as it found them for prog, which
+// reads nothing before loading them.
+func DropLoopbackOutgoing(prog []bpf.RawInstruction, loIndex uint32) ([]bpf.RawInstruction, error) {
+	pre := []bpf.Instruction{
+		bpf.LoadExtension{Num: bpf.ExtType},
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: PacketOutgoing, SkipFalse: 1},
+		bpf.RetConstant{Val: 0},
+	}
+	if loIndex != LoopbackAll {
+		pre = []bpf.Instruction{
+			bpf.LoadExtension{Num: bpf.ExtType},
+			bpf.JumpIf{Cond: bpf.JumpEqual, Val: PacketOutgoing, SkipFalse: 3},
+			bpf.LoadExtension{Num: bpf.ExtInterfaceIndex},
+			bpf.JumpIf{Cond: bpf.JumpEqual, Val: loIndex, SkipFalse: 1},
+			bpf.RetConstant{Val: 0},
+		}
+	}
+	raw, err := bpf.Assemble(pre)
+	if err != nil {
+		return nil, fmt.Errorf("build kernel filter: %w", err)
+	}
+	if len(raw)+len(prog) > MaxFilterInstructions {
+		return nil, fmt.Errorf("%w: %d instructions with the loopback prologue, the limit is %d; use fewer or wider prefixes in `ips`, or fewer `hosts`",
+			ErrFilterTooLarge, len(raw)+len(prog), MaxFilterInstructions)
+	}
+	return append(raw, prog...), nil
+}
+
 // BuildFilter returns the classic BPF program for a packet socket of the
 // framing link. The program accepts TCP over IPv4 and IPv6, and drops
 // everything else. With FilterEthernet a frame may carry up to two in-band

@@ -44,9 +44,78 @@ type flowKey struct {
 type flow struct {
 	key        flowKey
 	prev, next *flow
-	lastSeen   int64 // capture time, Unix ns
+	lastSeen   int64 // engine clock (monotonic when live), ns
 	closed     bool  // saw FIN or RST
+	dir        Direction
+	peerGen    uint32         // the engine's group generation peer was looked up in
+	peer       *peerRec       // the aggregate its samples and counts go to; nil until needed
+	seen       [2]lastSegment // by direction: dirOut, dirIn
 	rtt        rttState
+}
+
+// Directions of a segment within a flow.
+const (
+	dirOut = 0 // sent by the local side
+	dirIn  = 1 // received by it
+)
+
+// lastSegment is the last segment of one direction of a flow that was
+// taken as new, not as a copy: where it was captured, when, and its
+// signature.
+type lastSegment struct {
+	dev Device
+	t   int64 // capture time, Unix ns; 0 before the first segment
+	sig uint32
+}
+
+// Copies. AF_PACKET delivers a segment once per device it crosses: twice
+// on lo (outgoing and incoming), and on "any" once more for every stacked
+// device (a bridge and its port, a bond and its slave, a macvlan or VLAN
+// device and its parent).
+const (
+	// deviceWindow is how long a direction of a flow stays with the device
+	// it was last seen on: a frame of the same direction from another
+	// device within it is a copy. Copies follow the original by
+	// microseconds, or by the time a queue on the lower device held them;
+	// a flow whose traffic really moves to another device (a route
+	// change) moves after this long without a frame on the old one.
+	deviceWindow = int64(time.Second)
+	// copyWindow is how soon an exact copy of the previous segment (same
+	// sequence number, length, flags, acknowledgement and TSval) must
+	// follow it to count as a copy when the capture does not tell the
+	// device: far below any retransmission timeout (200 ms on Linux) or
+	// tail loss probe (at least 10 ms).
+	copyWindow = int64(time.Millisecond)
+)
+
+// segmentSig returns the signature of p that tells an exact copy.
+func segmentSig(p *Packet) uint32 {
+	h := uint64(p.Seq)*0x9e3779b97f4a7c15 ^ uint64(p.Ack)*0xc2b2ae3d27d4eb4f ^
+		(uint64(p.PayloadLen)<<8|uint64(p.Flags))*0x165667b19e3779f9 ^ uint64(p.TSval)*0x27d4eb2f165667c5
+	return uint32(h ^ h>>32)
+}
+
+// isCopy reports whether a segment with signature sig, captured at time t
+// on dev, is a copy of one already taken in this direction; if not, it
+// takes it as the direction's last segment.
+func (l *lastSegment) isCopy(dev Device, sig uint32, t int64) bool {
+	if l.t != 0 {
+		dt := t - l.t
+		switch {
+		case dev != l.dev:
+			// Another device: a copy while the direction's own device is
+			// in use; otherwise the flow has moved.
+			if dev.Known() && l.dev.Known() && dt >= 0 && dt < deviceWindow {
+				return true
+			}
+		case dev.Index() == 0 && sig == l.sig && dt >= 0 && dt <= copyWindow:
+			// The same or an unknown device, which cannot tell copies
+			// from retransmissions: an exact copy at once is a copy.
+			return true
+		}
+	}
+	l.dev, l.t, l.sig = dev, t, sig
+	return false
 }
 
 // flowList is an intrusive doubly linked list of flows.
@@ -131,6 +200,7 @@ func (t *flowTable) get(k flowKey, create bool) *flow {
 	t.created.Add(1)
 	t.active.Store(uint64(len(t.m) + 1))
 	f.key, f.prev, f.next, f.lastSeen, f.closed = k, nil, nil, 0, false
+	f.dir, f.peer, f.peerGen, f.seen = DirUnknown, nil, 0, [2]lastSegment{}
 	f.rtt.reset(false)
 	t.m[k] = f
 	t.open.pushFront(f)

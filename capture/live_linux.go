@@ -39,9 +39,17 @@ type Live struct {
 	filterGen atomic.Uint64 // bumped when the peers change
 	stopping  atomic.Bool
 
-	kernelBase                 [2]uint64     // packets, drops of closed sockets; capture goroutine only
-	kernelPackets, kernelDrops atomic.Uint64 // including the open socket
+	kernelCount                [2]kernelCounter // packets, drops; capture goroutine only
+	kernelPackets, kernelDrops atomic.Uint64    // including the open socket
 	panics                     atomic.Uint64
+
+	clockBase time.Time // origin of the monotonic clock given to the engine
+	// loopback says which outgoing frames the kernel filter drops as
+	// copies: none (loopbackNone), all (the socket is on a loopback
+	// device), or those of the loopback device with index loIndex (on
+	// "any"). Set by open; capture goroutine only.
+	loopback int8
+	loIndex  uint32
 
 	refreshAddrs chan struct{} // asks the address goroutine to re-read addresses
 	addrChanged  chan struct{} // the address watcher saw a change
@@ -91,6 +99,8 @@ func NewLive(cfg LiveConfig) (*Live, error) {
 		warnings:     make(map[string]string),
 	}
 	l.peers.Store(pr.Static())
+	l.engine.SetNames(pr.Static())
+	l.clockBase = time.Now()
 	return l, nil
 }
 
@@ -107,6 +117,10 @@ func (l *Live) Start() error {
 	l.readAddrs()
 	if err := l.peers.Load().CheckNotAllLocal(l.engine.Local()); err != nil {
 		return err
+	}
+	if l.cfg.Engine.ServiceTags && l.cfg.Engine.EphemeralPorts == [2]uint16{} {
+		// The capture goroutine, started below, reads it.
+		l.engine.ephem = l.ephemeralPorts()
 	}
 	l.stopping.Store(false)
 	l.mu.Lock()
@@ -336,7 +350,9 @@ func (l *Live) capture(ctx context.Context) (opened bool, err error) {
 				}
 				unfiltered = false
 			}
-			l.engine.ProcessNano(link, data, ci.Length, t)
+			// On "any" the interface index tells copies of a segment
+			// from the devices it crosses apart.
+			l.engine.ProcessDev(link, data, ci.Length, t, MakeDevice(uint32(ci.InterfaceIndex), PacketHost))
 		case afpacket.ErrTimeout:
 			timeout = true
 		default:
@@ -357,7 +373,7 @@ func (l *Live) capture(ctx context.Context) (opened bool, err error) {
 		}
 		next = now.Add(time.Duration(housekeepEvery))
 		l.readStats(tp)
-		l.engine.Expire(time.Unix(0, max(now.UnixNano(), l.engine.now)))
+		l.engine.Advance(now.UnixNano(), int64(now.Sub(l.clockBase)))
 		if g := l.filterGen.Load(); g != gen {
 			gen = g
 			if err := l.setFilter(tp, filterLink); err != nil {
@@ -370,22 +386,24 @@ func (l *Live) capture(ctx context.Context) (opened bool, err error) {
 // housekeepCheck is how many packets go by between looks at the clock.
 const housekeepCheck = 64
 
-// readStats publishes the socket's kernel counters (gopacket accumulates
-// them across reads) plus those of the sockets closed before it.
+// readStats publishes the kernel counters: those of the sockets closed
+// before plus the open one's, which gopacket adds up in a uint32 that
+// kernelCounter unwraps.
 func (l *Live) readStats(tp *afpacket.TPacket) {
 	_, v3, err := tp.SocketStats()
 	if err != nil {
 		return
 	}
-	l.kernelPackets.Store(l.kernelBase[0] + uint64(v3.Packets()))
-	l.kernelDrops.Store(l.kernelBase[1] + uint64(v3.Drops()))
+	l.kernelPackets.Store(l.kernelCount[0].observe(uint32(v3.Packets())))
+	l.kernelDrops.Store(l.kernelCount[1].observe(uint32(v3.Drops())))
 }
 
-// closeStats folds a socket's final counters into the base before it closes.
+// closeStats folds a socket's final counters into the totals before it
+// closes.
 func (l *Live) closeStats(tp *afpacket.TPacket) {
 	l.readStats(tp)
-	l.kernelBase[0] = l.kernelPackets.Load()
-	l.kernelBase[1] = l.kernelDrops.Load()
+	l.kernelCount[0].reopen()
+	l.kernelCount[1].reopen()
 }
 
 // blockSize is the TPACKET_V3 block size: the kernel hands the ring over
@@ -409,6 +427,7 @@ func (l *Live) open() (tp *afpacket.TPacket, link LinkType, fl FilterLink, err e
 		// "any", the socket strips the link layer.
 		link, fl = LinkRaw, FilterNetwork
 		sock := afpacket.SocketDgram
+		l.loopback = loopbackNone
 		if name != "any" {
 			ifi, err := net.InterfaceByName(name)
 			if err != nil {
@@ -417,7 +436,17 @@ func (l *Live) open() (tp *afpacket.TPacket, link LinkType, fl FilterLink, err e
 			if len(ifi.HardwareAddr) == 6 || ifi.Flags&net.FlagLoopback != 0 {
 				link, fl, sock = LinkEthernet, FilterEthernet, afpacket.SocketRaw
 			}
+			if ifi.Flags&net.FlagLoopback != 0 {
+				l.loopback = loopbackAll
+			}
 			opts = append(opts, afpacket.OptInterface(name))
+		} else if ifs, err := net.Interfaces(); err == nil {
+			for _, ifi := range ifs {
+				if ifi.Flags&net.FlagLoopback != 0 {
+					l.loopback, l.loIndex = loopbackIndex, uint32(ifi.Index)
+					break
+				}
+			}
 		}
 		opts = append(opts, sock)
 		var err error
@@ -450,24 +479,42 @@ func (l *Live) openError(err error) error {
 	return fmt.Errorf("capture on %s: open packet socket: %w", name, err)
 }
 
+// The loopback settings of a Live.
+const (
+	loopbackNone  = iota // no loopback device in the capture
+	loopbackAll          // the socket is bound to a loopback device
+	loopbackIndex        // the socket reads all devices, loIndex among them
+)
+
 // rejectAll is the filter for a peer list that has no address yet.
 var rejectAll = []bpf.Instruction{bpf.RetConstant{Val: 0}}
 
 // setFilter attaches the kernel filter for the current peers.
 func (l *Live) setFilter(tp *afpacket.TPacket, fl FilterLink) error {
 	p := l.peers.Load()
+	build := func(peers []netip.Prefix) ([]bpf.RawInstruction, error) {
+		prog, err := BuildFilter(fl, peers, uint32(l.cfg.Snaplen))
+		if err == nil && l.loopback != loopbackNone {
+			lo := uint32(LoopbackAll)
+			if l.loopback == loopbackIndex {
+				lo = l.loIndex
+			}
+			prog, err = DropLoopbackOutgoing(prog, lo)
+		}
+		return prog, err
+	}
 	var prog []bpf.RawInstruction
 	var err error
 	if p.Restricts() && len(p.Prefixes()) == 0 {
 		prog, err = bpf.Assemble(rejectAll)
 	} else {
-		prog, err = BuildFilter(fl, p.Prefixes(), uint32(l.cfg.Snaplen))
+		prog, err = build(p.Prefixes())
 	}
 	if errors.Is(err, ErrFilterTooLarge) {
 		// Filter TCP in the kernel and the peers in userspace.
 		l.warn("filter", fmt.Sprintf("capture on %s: %v; the kernel now passes all TCP and go-metro filters the peers itself, at a higher CPU cost", l.cfg.Interface, err))
 		l.engine.SetPeerFilter(p)
-		prog, err = BuildFilter(fl, nil, uint32(l.cfg.Snaplen))
+		prog, err = build(nil)
 	} else {
 		l.warn("filter", "")
 		l.engine.SetPeerFilter(nil)
@@ -482,6 +529,25 @@ func (l *Live) setFilter(tp *afpacket.TPacket, fl FilterLink) error {
 		return fmt.Errorf("capture on %s: attach kernel filter: %w", l.cfg.Interface, err)
 	}
 	return nil
+}
+
+// ephemeralPorts reads the ephemeral port range of the capture's network
+// namespace, which tells the direction of connections whose handshake was
+// not seen; Linux's default when it cannot be read.
+func (l *Live) ephemeralPorts() [2]uint16 {
+	r := DefaultEphemeralPorts
+	_ = inNetns(l.cfg.Netns, func() error {
+		b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+		if err != nil {
+			return err
+		}
+		var lo, hi uint16
+		if _, err := fmt.Sscan(string(b), &lo, &hi); err == nil && lo > 0 && lo <= hi {
+			r = [2]uint16{lo, hi}
+		}
+		return nil
+	})
+	return r
 }
 
 // addrLoop keeps the local addresses current: on change notifications, on
@@ -578,6 +644,7 @@ func (l *Live) resolveLoop(ctx context.Context) {
 		} else {
 			l.peers.Store(peers) // same addresses; tags or unresolved may differ
 		}
+		l.engine.SetNames(peers)
 		l.checkPeers()
 		select {
 		case <-ctx.Done():

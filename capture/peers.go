@@ -420,6 +420,16 @@ func (p *Peers) Tag(a netip.Addr) string {
 	return a.String()
 }
 
+// HostName returns the configured host name whose addresses include a, or
+// "" when a is not the address of a host name. When several hosts resolved
+// to a, the first one in `hosts` wins. It does not allocate.
+func (p *Peers) HostName(a netip.Addr) string {
+	if p == nil {
+		return ""
+	}
+	return p.single[a]
+}
+
 // Unresolved returns the host names that have no address, neither from
 // the last lookup nor from an earlier one, in configured order. It returns
 // a new slice.

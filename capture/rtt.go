@@ -83,7 +83,8 @@ type seg struct {
 	tsval    uint32
 	t        int64 // capture time, Unix ns
 	hasTS    bool
-	retrans  bool // overlapped by a later retransmission: never sampled (Karn)
+	retrans  bool  // overlapped by a later retransmission: never sampled (Karn)
+	epoch    uint8 // the engine's clock epoch when it was sent
 }
 
 // Sequence-space and TSval comparisons, wrap-aware (RFC 1982 style).
@@ -109,14 +110,27 @@ type rttVars struct {
 	rexmit     bool // retransmitted data [rxLo, rxHi) is not yet acknowledged
 
 	// hs is the handshake being timed: hsNone, hsActive (our SYN sent) or
-	// hsPassive (our SYN-ACK sent); hsSeq is its ISN and hsTime its
-	// capture time (the most recent transmission).
-	hs     uint8
-	hsSeq  uint32
-	hsTime int64
+	// hsPassive (our SYN-ACK sent); hsSeq is its ISN. hsFirst and hsLast
+	// are its first and most recent transmissions; hsResent says there
+	// was more than one.
+	hs              uint8
+	hsResent        bool
+	hsSeq           uint32
+	hsFirst, hsLast hsTx
+
+	tsMaxOK bool // tsMax holds the highest TSval the local side sent
+	tsMax   uint32
 
 	sndNxt, prevAck, lastEcho uint32
 	rxLo, rxHi                uint32
+}
+
+// hsTx is one transmission of a SYN or SYN-ACK.
+type hsTx struct {
+	t     int64 // capture time
+	tsval uint32
+	hasTS bool
+	epoch uint8
 }
 
 // reset returns r to its zero state, with tsOut set as given. It leaves
@@ -134,16 +148,22 @@ const (
 )
 
 // sampleFunc receives an estimator's raw sample: the RTT in ns (possibly
-// negative when capture time went backwards) and the method.
-type sampleFunc func(rtt int64, m Method)
+// negative when capture time went backwards), the method, and the clock
+// epoch of the segment it timed, so that a sample across a clock step is
+// discarded.
+type sampleFunc func(rtt int64, m Method, epoch uint8)
 
-// timeOutgoing handles a segment sent by the local side, at capture time t.
-func (r *rttState) timeOutgoing(p *Packet, t int64, methods Methods) {
+// timeOutgoing handles a segment sent by the local side, at capture time t
+// in clock epoch epoch.
+func (r *rttState) timeOutgoing(p *Packet, t int64, epoch uint8, methods Methods) {
 	if p.Flags&FlagRST != 0 {
 		return
 	}
 	if p.HasTS {
 		r.tsOut = true
+		if !r.tsMaxOK || seqGT(p.TSval, r.tsMax) {
+			r.tsMax, r.tsMaxOK = p.TSval, true
+		}
 	}
 	n := p.SeqLen()
 	if p.Flags&FlagSYN != 0 {
@@ -151,13 +171,21 @@ func (r *rttState) timeOutgoing(p *Packet, t int64, methods Methods) {
 		if p.Flags&FlagACK != 0 {
 			kind = hsPassive
 		}
+		tx := hsTx{t: t, tsval: p.TSval, hasTS: p.HasTS, epoch: epoch}
 		if r.hs != kind || r.hsSeq != p.Seq {
 			// A new connection on this 4-tuple, or the first SYN: start
-			// afresh. A retransmitted SYN only moves hsTime: the most
-			// recent SYN is the one timed.
+			// afresh.
 			r.reset(p.HasTS)
+			if p.HasTS {
+				r.tsMax, r.tsMaxOK = p.TSval, true
+			}
+			r.hs, r.hsSeq, r.hsFirst = kind, p.Seq, tx
+		} else {
+			// A retransmission: which one the answer is to, only its
+			// echo can tell (Karn's rule for the handshake).
+			r.hsResent = true
 		}
-		r.hs, r.hsSeq, r.hsTime = kind, p.Seq, t
+		r.hsLast = tx
 		if methods.Has(MethodHandshake) {
 			// The handshake estimator times it; the others start after it.
 			r.sndNxt, r.sndNxtOK = p.Seq+n, true
@@ -219,7 +247,7 @@ func (r *rttState) timeOutgoing(p *Packet, t int64, methods Methods) {
 			return
 		}
 	}
-	r.segs[r.nseg] = seg{seq: p.Seq, end: end, tsval: p.TSval, t: t, hasTS: p.HasTS, retrans: retrans && !useTS}
+	r.segs[r.nseg] = seg{seq: p.Seq, end: end, tsval: p.TSval, t: t, hasTS: p.HasTS, retrans: retrans && !useTS, epoch: epoch}
 	r.nseg++
 }
 
@@ -234,14 +262,22 @@ func (r *rttState) timeIncoming(p *Packet, t int64, methods Methods, emit sample
 		synAck := p.Flags&FlagSYN != 0
 		if (r.hs == hsActive && synAck) || (r.hs == hsPassive && !synAck) {
 			if methods.Has(MethodHandshake) {
-				emit(t-r.hsTime, MethodHandshake)
+				if tx, ok := r.answered(p); ok {
+					emit(t-tx.t, MethodHandshake, tx.epoch)
+				}
 			}
 			r.hs = hsNone
 		}
 	}
+	// RFC 7323 §4 (RTTM): an echo is a sample only from an ACK that
+	// advances SND.UNA; one that acknowledges nothing new may echo a pure
+	// ACK or a window update sent with the same TSval as a data segment.
+	advances := r.advances(ack)
 	switch {
 	case methods.Has(MethodTimestamp) && p.HasTS && r.tsOut:
-		r.matchEcho(p.TSecr, t, emit)
+		if advances {
+			r.matchEcho(p.TSecr, t, emit)
+		}
 	case methods.Has(MethodSeqAck):
 		r.matchAck(ack, t, emit)
 	}
@@ -250,6 +286,20 @@ func (r *rttState) timeIncoming(p *Packet, t int64, methods Methods, emit sample
 		r.prevAck, r.prevAckOK = ack, true
 		r.drop(func(s *seg) bool { return seqLEQ(s.end, ack) })
 	}
+}
+
+// advances reports whether ack acknowledges something new: beyond the
+// previous ACK or, before the first one, a byte of a timed segment.
+func (r *rttState) advances(ack uint32) bool {
+	if r.prevAckOK {
+		return seqGT(ack, r.prevAck)
+	}
+	for i := range r.segs[:r.nseg] {
+		if seqLT(r.segs[i].seq, ack) {
+			return true
+		}
+	}
+	return false
 }
 
 // matchEcho times the segment a TSecr echoes. By RFC 7323 §4.3 the peer
@@ -263,6 +313,12 @@ func (r *rttState) timeIncoming(p *Packet, t int64, methods Methods, emit sample
 func (r *rttState) matchEcho(ecr uint32, t int64, emit sampleFunc) {
 	if r.lastEchoOK && seqLEQ(ecr, r.lastEcho) {
 		return // only the first match of an echo counts
+	}
+	if ecr == 0 || !r.tsMaxOK || seqGT(ecr, r.tsMax) {
+		// 0 is no echo (RFC 7323 §3.2: the TSecr of a segment without
+		// one), and an echo of a TSval never sent is bogus: neither may
+		// drop the records of the TSvals sent.
+		return
 	}
 	match := -1
 	for i := range r.segs[:r.nseg] {
@@ -288,7 +344,7 @@ func (r *rttState) matchEcho(ecr uint32, t int64, emit sampleFunc) {
 		r.drop(func(s *seg) bool { return s.hasTS && seqLT(s.tsval, ecr) })
 		return
 	}
-	emit(t-r.segs[match].t, MethodTimestamp)
+	emit(t-r.segs[match].t, MethodTimestamp, r.segs[match].epoch)
 	r.lastEcho, r.lastEchoOK = ecr, true
 	r.drop(func(s *seg) bool { return s.hasTS && seqLEQ(s.tsval, ecr) })
 }
@@ -312,10 +368,31 @@ func (r *rttState) matchAck(ack uint32, t int64, emit sampleFunc) {
 	for i := range r.segs[:r.nseg] {
 		s := &r.segs[i]
 		if s.end == ack && !s.retrans {
-			emit(t-s.t, MethodSeqAck)
+			emit(t-s.t, MethodSeqAck, s.epoch)
 			return
 		}
 	}
+}
+
+// answered returns the transmission of the SYN or SYN-ACK that p, the
+// segment that completes the handshake, answers. Before a retransmission
+// there is only one. After one, only the echo of timestamps tells which
+// (Karn's rule): without it, or when it echoes neither the first nor the
+// latest transmission, there is no sample.
+func (r *rttState) answered(p *Packet) (hsTx, bool) {
+	if !r.hsResent {
+		return r.hsFirst, true
+	}
+	if !p.HasTS || p.TSecr == 0 || r.hsFirst.hasTS && r.hsFirst.tsval == r.hsLast.tsval {
+		return hsTx{}, false
+	}
+	switch {
+	case r.hsLast.hasTS && p.TSecr == r.hsLast.tsval:
+		return r.hsLast, true
+	case r.hsFirst.hasTS && p.TSecr == r.hsFirst.tsval:
+		return r.hsFirst, true
+	}
+	return hsTx{}, false
 }
 
 // drop removes the timed segments for which gone returns true, keeping

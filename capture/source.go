@@ -22,6 +22,9 @@ type Frame struct {
 	Link    LinkType
 	WireLen int // length on the wire; Data may hold less (snap length)
 	Time    time.Time
+	// Dev is the device the frame was captured on, when the file tells
+	// (a pcapng file's interface); 0 if unknown.
+	Dev Device
 }
 
 // Source is a packet source.
@@ -32,7 +35,7 @@ type Source interface {
 
 // ProcessFrame is Process for a Frame.
 func (e *Engine) ProcessFrame(f *Frame) {
-	e.ProcessNano(f.Link, f.Data, f.WireLen, f.Time.UnixNano())
+	e.ProcessDev(f.Link, f.Data, f.WireLen, f.Time.UnixNano(), f.Dev)
 }
 
 // FileSource reads a pcap or pcapng file, in pure Go. It is not safe for
@@ -117,12 +120,17 @@ func (s *FileSource) ReadFrame() (Frame, error) {
 		return Frame{}, fmt.Errorf("read %s: %w", s.name, err)
 	}
 	link := s.link
-	if s.ng && len(ci.AncillaryData) > 0 {
-		if lt, ok := ci.AncillaryData[0].(layers.LinkType); ok {
-			link = LinkType(lt)
+	var dev Device
+	if s.ng {
+		if len(ci.AncillaryData) > 0 {
+			if lt, ok := ci.AncillaryData[0].(layers.LinkType); ok {
+				link = LinkType(lt)
+			}
 		}
+		// pcapng numbers interfaces from 0; a Device's index 0 is unknown.
+		dev = MakeDevice(uint32(ci.InterfaceIndex)+1, PacketHost)
 	}
-	return Frame{Data: data, Link: link, WireLen: ci.Length, Time: ci.Timestamp}, nil
+	return Frame{Data: data, Link: link, WireLen: ci.Length, Time: ci.Timestamp, Dev: dev}, nil
 }
 
 // Name returns the file's path.

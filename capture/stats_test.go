@@ -16,17 +16,21 @@ import (
 )
 
 var (
-	peerA = PeerKey{netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("198.51.100.7")}
-	peerB = PeerKey{netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("198.51.100.8")}
-	peerC = PeerKey{netip.MustParseAddr("2001:db8::1"), netip.MustParseAddr("2001:db8:ffff::7")}
+	peerA = AddrPeer(netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("198.51.100.7"))
+	peerB = AddrPeer(netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("198.51.100.8"))
+	peerC = AddrPeer(netip.MustParseAddr("2001:db8::1"), netip.MustParseAddr("2001:db8:ffff::7"))
 )
 
 // statsCmp compares PeerStats: netip.Addr has unexported fields.
-var statsCmp = cmpopts.EquateComparable(netip.Addr{})
+var statsCmp = cmpopts.EquateComparable(netip.Addr{}, netip.Prefix{})
 
 // ignoreQuantiles leaves the sketch's quantiles out of a comparison;
 // TestQuantiles checks them.
-var ignoreQuantiles = cmpopts.IgnoreFields(PeerStats{}, "P50", "P95", "P99")
+var ignoreQuantiles = cmpopts.IgnoreFields(PeerStats{}, "P50", "P95", "P99", "Buckets")
+
+// ignoreBuckets leaves the distribution out of a comparison; TestBuckets
+// checks it.
+var ignoreBuckets = cmpopts.IgnoreFields(PeerStats{}, "Buckets")
 
 // sortStats orders drained stats by peer, for comparison.
 func sortStats(s []PeerStats) []PeerStats {
@@ -78,7 +82,7 @@ func TestSmoothedRTT(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			a := newAggregator()
 			for i, r := range tc.series {
-				a.add(peerA, int64(r), MethodSeqAck, at(time.Duration(i)*time.Second))
+				aggAdd(a, peerA, int64(r), MethodSeqAck, at(time.Duration(i)*time.Second))
 			}
 			got := a.drain(nil)
 			if len(got) != 1 {
@@ -140,8 +144,8 @@ func TestSmoothedRTTPeerLifetime(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			e := NewEngine(Config{IdleTTL: tc.idleTTL})
-			e.agg.add(peerA, int64(ms(100)), MethodTimestamp, at(0))
-			e.agg.add(peerA, int64(ms(200)), MethodTimestamp, at(time.Second))
+			aggAdd(e.agg, peerA, int64(ms(100)), MethodTimestamp, at(0))
+			aggAdd(e.agg, peerA, int64(ms(200)), MethodTimestamp, at(time.Second))
 			first := e.Drain(nil)
 			if len(first) != 1 || first[0].SRTT != ms(112.5) || first[0].RTTVar != ms(62.5) {
 				t.Fatalf("first drain = %+v, want SRTT 112.5ms, RTTVar 62.5ms", first)
@@ -150,7 +154,7 @@ func TestSmoothedRTTPeerLifetime(t *testing.T) {
 			if got := e.Stats().Peers; got != tc.peers {
 				t.Errorf("Stats().Peers = %d after Expire, want %d", got, tc.peers)
 			}
-			e.agg.add(peerA, int64(ms(100)), MethodTimestamp, at(tc.third))
+			aggAdd(e.agg, peerA, int64(ms(100)), MethodTimestamp, at(tc.third))
 			got := e.Drain(nil)
 			if len(got) != 1 || got[0].SRTT != tc.srtt || got[0].RTTVar != tc.rttvar {
 				t.Errorf("second drain = %+v, want SRTT %v, RTTVar %v", got, tc.srtt, tc.rttvar)
@@ -178,7 +182,8 @@ func TestPeerForgottenBySweep(t *testing.T) {
 		t.Fatalf("Stats().Peers = %d before A's idle_ttl ran out, want 2", got)
 	}
 	// B's packet at 11 s runs the sweep: A has had no sample since
-	// 140 ms, more than idle_ttl.
+	// 140 ms, more than idle_ttl, and its stats were drained.
+	e.Drain(nil)
 	b.play([]step{stepOut(11*time.Second, segData(lISN+1+2*reqLen, rISN+1+2*respLen, 1))})
 	if got := e.Stats().Peers; got != 1 {
 		t.Errorf("Stats().Peers = %d after the sweep, want 1", got)
@@ -198,10 +203,10 @@ func TestPeerForgottenBySweep(t *testing.T) {
 func TestDrain(t *testing.T) {
 	a := newAggregator()
 	// Interval 1: A gets three samples by two methods, B one.
-	a.add(peerA, int64(ms(30)), MethodTimestamp, at(ms(100)))
-	a.add(peerB, int64(ms(5)), MethodHandshake, at(ms(150)))
-	a.add(peerA, int64(ms(10)), MethodSeqAck, at(ms(200)))
-	a.add(peerA, int64(ms(20)), MethodTimestamp, at(ms(300)))
+	aggAdd(a, peerA, int64(ms(30)), MethodTimestamp, at(ms(100)))
+	aggAdd(a, peerB, int64(ms(5)), MethodHandshake, at(ms(150)))
+	aggAdd(a, peerA, int64(ms(10)), MethodSeqAck, at(ms(200)))
+	aggAdd(a, peerA, int64(ms(20)), MethodTimestamp, at(ms(300)))
 	dst := []PeerStats{{Count: 99}} // Drain appends
 	got := a.drain(dst)
 	want := []PeerStats{
@@ -230,8 +235,8 @@ func TestDrain(t *testing.T) {
 	}
 
 	// Interval 3: only C and A, A's interval stats afresh.
-	a.add(peerC, int64(ms(1)), MethodSeqAck, at(ms(400)))
-	a.add(peerA, int64(ms(40)), MethodSeqAck, at(ms(500)))
+	aggAdd(a, peerC, int64(ms(1)), MethodSeqAck, at(ms(400)))
+	aggAdd(a, peerA, int64(ms(40)), MethodSeqAck, at(ms(500)))
 	got = sortStats(a.drain(nil))
 	want = []PeerStats{
 		{
@@ -249,7 +254,7 @@ func TestDrain(t *testing.T) {
 			LastTime: t0.Add(ms(400)),
 		},
 	}
-	if diff := cmp.Diff(want, got, statsCmp); diff != "" {
+	if diff := cmp.Diff(want, got, statsCmp, ignoreBuckets); diff != "" {
 		t.Errorf("third drain (-want +got):\n%s", diff)
 	}
 }
@@ -277,7 +282,7 @@ func TestDrainEngine(t *testing.T) {
 		Last: ms(20), Min: ms(20), Max: ms(20), SRTT: ms(20), RTTVar: ms(5.625),
 		P50: ms(20), P95: ms(20), P99: ms(20), LastTime: t0.Add(ms(220)),
 	}}
-	if diff := cmp.Diff(want, got, statsCmp); diff != "" {
+	if diff := cmp.Diff(want, got, statsCmp, ignoreBuckets); diff != "" {
 		t.Errorf("second drain (-want +got):\n%s", diff)
 	}
 	if got := e.Drain(nil); len(got) != 0 {
@@ -287,8 +292,8 @@ func TestDrainEngine(t *testing.T) {
 
 // TestQuantiles checks the interval quantiles against the exact ones of
 // large random series: within the sketch's 1 % relative accuracy. The
-// exact quantile q of n sorted values is the one at rank ⌊q(n-1)⌋, the
-// definition DDSketch uses.
+// exact quantile q of n sorted values is the nearest rank, the ⌈q·n⌉-th
+// smallest.
 func TestQuantiles(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	logUniform := func(lo, hi time.Duration) func() time.Duration {
@@ -323,7 +328,7 @@ func TestQuantiles(t *testing.T) {
 			vals := make([]time.Duration, tc.n)
 			for i := range vals {
 				vals[i] = tc.gen()
-				a.add(peerA, int64(vals[i]), MethodTimestamp, at(time.Duration(i)))
+				aggAdd(a, peerA, int64(vals[i]), MethodTimestamp, at(time.Duration(i)))
 			}
 			got := a.drain(nil)
 			if len(got) != 1 {
@@ -340,13 +345,48 @@ func TestQuantiles(t *testing.T) {
 				q   float64
 				got time.Duration
 			}{{0.5, st.P50}, {0.95, st.P95}, {0.99, st.P99}} {
-				exact := sorted[int(q.q*float64(tc.n-1))]
+				exact := sorted[nearestRank(q.q, tc.n)-1]
 				// 1 % of the exact value, plus the nanosecond that the
 				// conversion from the sketch's microseconds truncates.
 				tol := SketchRelativeAccuracy*float64(exact) + 1
 				if d := math.Abs(float64(q.got - exact)); d > tol {
 					t.Errorf("p%v = %v, exact %v: off by %.3f %%", q.q*100, q.got, exact, 100*d/float64(exact))
 				}
+			}
+		})
+	}
+}
+
+// nearestRank returns ⌈q·n⌉, at least 1.
+func nearestRank(q float64, n int) int { return max(int(math.Ceil(q*float64(n)-1e-9)), 1) }
+
+// TestQuantilesNearestRank checks the quantile definition on small sets,
+// where it matters most: an outlier among fewer than 100 samples is p99.
+func TestQuantilesNearestRank(t *testing.T) {
+	tests := []struct {
+		name          string
+		vals          []time.Duration
+		p50, p95, p99 time.Duration
+	}{
+		{name: "one", vals: []time.Duration{ms(7)}, p50: ms(7), p95: ms(7), p99: ms(7)},
+		{name: "two", vals: []time.Duration{ms(10), ms(100)}, p50: ms(10), p95: ms(100), p99: ms(100)},
+		// The review's case: with rank ⌊q(n-1)⌋, p99 was 10 ms.
+		{name: "50x10ms+100ms", vals: append(slices.Repeat([]time.Duration{ms(10)}, 50), ms(100)), p50: ms(10), p95: ms(10), p99: ms(100)},
+		{name: "100x10ms+100ms", vals: append(slices.Repeat([]time.Duration{ms(10)}, 100), ms(100)), p50: ms(10), p95: ms(10), p99: ms(10)},
+		{name: "18x10ms+100ms", vals: append(slices.Repeat([]time.Duration{ms(10)}, 18), ms(100)), p50: ms(10), p95: ms(100), p99: ms(100)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			a := newAggregator()
+			for i, v := range tc.vals {
+				aggAdd(a, peerA, int64(v), MethodSeqAck, at(time.Duration(i)))
+			}
+			st := a.drain(nil)[0]
+			near := func(got, want time.Duration) bool {
+				return math.Abs(float64(got-want)) <= SketchRelativeAccuracy*float64(want)
+			}
+			if !near(st.P50, tc.p50) || !near(st.P95, tc.p95) || !near(st.P99, tc.p99) {
+				t.Errorf("p50, p95, p99 = %v, %v, %v; want %v, %v, %v", st.P50, st.P95, st.P99, tc.p50, tc.p95, tc.p99)
 			}
 		})
 	}
@@ -399,5 +439,13 @@ func TestDrainDuringProcess(t *testing.T) {
 				t.Errorf("drained %d samples in all, want %d", got, want)
 			}
 		})
+	}
+}
+
+// aggAdd records a sample of rtt ns at capture time t for key k, as the
+// engine does, with the engine clock at t.
+func aggAdd(a *aggregator, k PeerKey, rtt int64, m Method, t int64) {
+	if r := a.record(k, t); r != nil {
+		a.add(r, rtt, m, t, t)
 	}
 }

@@ -56,7 +56,7 @@ const assetMetadataHeader = "metric_name,metric_type,interval,unit_name,per_unit
 
 // assetValidMetricTypes are the metric types integrations-core accepts
 // (ddev validate metadata).
-var assetValidMetricTypes = []string{"count", "gauge", "rate"}
+var assetValidMetricTypes = []string{"count", "gauge", "rate", "distribution"}
 
 // assetValidUnits is the part of integrations-core's VALID_UNIT_NAMES (the
 // Datadog units catalog) that a network or Go runtime metric can use.
@@ -314,6 +314,7 @@ func assetRun(tb testing.TB, cp *assetCapture, openErr error) check.Batch {
 	defer c.Cancel()
 	var rec check.Recorder
 	_ = c.Run(&rec)
+	checkUnique(tb, &rec)
 	return rec.Last()
 }
 
@@ -342,14 +343,31 @@ func TestAssetMetadataEmitted(t *testing.T) {
 	cp := &assetCapture{
 		health: capture.Health{State: capture.StateCapturing},
 		peers: []capture.PeerStats{{
-			PeerKey: capture.PeerKey{Local: netip.MustParseAddr("192.0.2.1"), Remote: netip.MustParseAddr("192.0.2.2")},
+			PeerKey: capture.AddrPeer(netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2")),
 			Count:   3, Last: 10 * time.Millisecond, Min: 9 * time.Millisecond, Max: 11 * time.Millisecond,
 			SRTT: 10 * time.Millisecond, RTTVar: time.Millisecond,
 			P50: 10 * time.Millisecond, P95: 11 * time.Millisecond, P99: 11 * time.Millisecond,
+			Buckets: []capture.Bucket{{Lower: 9 * time.Millisecond, Upper: 9 * time.Millisecond, Count: 1}, {Lower: 10 * time.Millisecond, Upper: 11 * time.Millisecond, Count: 2}},
+			TCP:     capture.TCPCounts{Retransmits: 1, ResetsRemote: 1},
 		}},
 	}
 	b := assetRun(t, cp, nil)
 	emitted := map[string]bool{}
+	for _, h := range b.HistogramBuckets {
+		emitted[h.Metric] = true
+		r, ok := rows[h.Metric]
+		if !ok {
+			t.Errorf("the check emitted %s, which metadata.csv lacks", h.Metric)
+			continue
+		}
+		if r.typ != check.TypeDistribution {
+			t.Errorf("the check emitted %s as histogram buckets (a distribution), metadata.csv says %s", h.Metric, r.typ)
+		}
+		want := slices.Sorted(slices.Values(r.sampleTags()))
+		if diff := cmp.Diff(want, assetTagKeys(h.Tags)); diff != "" {
+			t.Errorf("%s: tag keys besides the instance tags differ from sample_tags (-metadata.csv +emitted):\n%s", h.Metric, diff)
+		}
+	}
 	for _, s := range b.Series {
 		emitted[s.Metric] = true
 		r, ok := rows[s.Metric]

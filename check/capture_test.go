@@ -107,6 +107,7 @@ func newFakeCapture(tb testing.TB, cfg capture.LiveConfig, r capture.Resolver) *
 	// The kernel filter passes only the peers; the engine's userspace
 	// filter does the same here.
 	f.engine.SetPeerFilter(peers)
+	f.engine.SetNames(peers) // host names group their addresses, as in Live
 	if len(warns) > 0 {
 		f.health.Warnings = []string{errors.Join(warns...).Error()}
 	}
@@ -183,8 +184,22 @@ func (f *fakeCapture) Peers() *capture.Peers { return f.peers }
 // testTime stamps every recorded point, so that whole series compare.
 var testTime = time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
 
-func newRecorder() *check.Recorder {
-	return &check.Recorder{Now: func() time.Time { return testTime }}
+// newRecorder returns a Recorder for the test, and checks when the test
+// ends that no run sent one metric and tag set twice.
+func newRecorder(tb testing.TB) *check.Recorder {
+	rec := &check.Recorder{Now: func() time.Time { return testTime }}
+	tb.Cleanup(func() { checkUnique(tb, rec) })
+	return rec
+}
+
+// checkUnique fails tb if a batch of rec holds a metric and tag set twice.
+func checkUnique(tb testing.TB, rec *check.Recorder) {
+	tb.Helper()
+	for i, b := range rec.Batches() {
+		if dup := b.Duplicates(); len(dup) > 0 {
+			tb.Errorf("run %d sent these metric and tag sets more than once: %v", i+1, dup)
+		}
+	}
 }
 
 // configure returns a check configured from instance and initConfig,
@@ -233,6 +248,9 @@ func peerSeries(p capture.PeerStats, tags []string) []check.Series {
 	g := func(m string, d time.Duration) check.Series {
 		return check.Series{Metric: m, Type: check.TypeGauge, Points: point(ms(d)), Tags: tags}
 	}
+	c := func(m string, n uint64) check.Series {
+		return check.Series{Metric: m, Type: check.TypeCount, Points: point(float64(n)), Tags: tags}
+	}
 	return []check.Series{
 		g(check.MetricRTT, p.Last),
 		g(check.MetricRTTAvg, p.SRTT),
@@ -243,7 +261,49 @@ func peerSeries(p capture.PeerStats, tags []string) []check.Series {
 		g(check.MetricRTTP95, p.P95),
 		g(check.MetricRTTP99, p.P99),
 		{Metric: check.MetricRTTSamples, Type: check.TypeCount, Points: point(float64(p.Count)), Tags: tags},
+		// The TCP counts: 0 for a peer with samples.
+		c(check.MetricRetransmits, p.TCP.Retransmits),
+		c(check.MetricConnectionsOpened, p.TCP.Opened),
+		c(check.MetricConnectionsRefused, p.TCP.Refused),
+		c(check.MetricConnectionTimeouts, p.TCP.Timeouts),
+		withTag(c(check.MetricResets, p.TCP.ResetsLocal), "sender:local"),
+		withTag(c(check.MetricResets, p.TCP.ResetsRemote), "sender:remote"),
+		c(check.MetricZeroWindows, p.TCP.ZeroWindows),
 	}
+}
+
+func withTag(s check.Series, tag string) check.Series {
+	s.Tags = append(slices.Clone(s.Tags), tag)
+	return s
+}
+
+// peerBuckets returns the histogram buckets the check must submit for
+// one peer.
+func peerBuckets(p capture.PeerStats, tags []string, host string) []check.HistogramBucket {
+	var out []check.HistogramBucket
+	for _, b := range p.Buckets {
+		out = append(out, check.HistogramBucket{
+			Metric: check.MetricRTTDistribution, Value: int64(b.Count), LowerBound: ms(b.Lower), UpperBound: ms(b.Upper),
+			Tags: tags, Host: host,
+		})
+	}
+	return out
+}
+
+// tagValue returns the first tag of tags with the given key, or "".
+func tagValue(tags []string, key string) string {
+	for _, t := range tags {
+		if strings.HasPrefix(t, key+":") {
+			return t
+		}
+	}
+	return ""
+}
+
+// isPeerSeries reports whether s is tagged with a peer: an RTT series or
+// a TCP count.
+func isPeerSeries(s check.Series) bool {
+	return isRTT(s) || strings.HasPrefix(s.Metric, "go_metro.tcp.")
 }
 
 // telemetry is the expected capture telemetry of one run.

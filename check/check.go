@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -32,6 +33,18 @@ const (
 	MetricRTTP95     = "system.net.tcp.rtt.p95"
 	MetricRTTP99     = "system.net.tcp.rtt.p99"
 	MetricRTTSamples = "system.net.tcp.rtt.samples" // count of samples in the interval
+	// MetricRTTDistribution is the interval's RTT distribution, in ms,
+	// submitted as histogram buckets that the Agent merges into a
+	// distribution (a DDSketch), for percentiles over any tags.
+	MetricRTTDistribution = "system.net.tcp.rtt.distribution"
+
+	// Loss and failure counts per peer (tcp_health).
+	MetricRetransmits        = "go_metro.tcp.retransmits"
+	MetricConnectionsOpened  = "go_metro.tcp.connections.opened"
+	MetricConnectionsRefused = "go_metro.tcp.connections.refused"
+	MetricConnectionTimeouts = "go_metro.tcp.connections.timeouts"
+	MetricResets             = "go_metro.tcp.resets" // tagged sender:local or sender:remote
+	MetricZeroWindows        = "go_metro.tcp.zero_windows"
 
 	MetricPacketsReceived  = "go_metro.packets.received" // count: packets the kernel passed to the capture
 	MetricPacketsDropped   = "go_metro.packets.dropped"  // count: packets the kernel dropped (ring full)
@@ -46,8 +59,9 @@ const (
 
 // Metric types, as the Agent names them.
 const (
-	TypeGauge = "gauge"
-	TypeCount = "count"
+	TypeGauge        = "gauge"
+	TypeCount        = "count"
+	TypeDistribution = "distribution"
 )
 
 // Metrics lists every capture metric the check can emit with its type, for
@@ -59,6 +73,9 @@ func Metrics() map[string]string {
 		MetricRTTMin: TypeGauge, MetricRTTMax: TypeGauge,
 		MetricRTTP50: TypeGauge, MetricRTTP95: TypeGauge, MetricRTTP99: TypeGauge,
 		MetricRTTSamples:      TypeCount,
+		MetricRTTDistribution: TypeDistribution,
+		MetricRetransmits:     TypeCount, MetricConnectionsOpened: TypeCount, MetricConnectionsRefused: TypeCount,
+		MetricConnectionTimeouts: TypeCount, MetricResets: TypeCount, MetricZeroWindows: TypeCount,
 		MetricPacketsReceived: TypeCount, MetricPacketsDropped: TypeCount, MetricDecodeErrors: TypeCount,
 		MetricFlowsActive: TypeGauge, MetricFlowsEvicted: TypeCount, MetricSamplesDiscarded: TypeCount,
 	}
@@ -70,6 +87,9 @@ type Sender interface {
 	Gauge(metric string, value float64, hostname string, tags []string)
 	Count(metric string, value float64, hostname string, tags []string)
 	ServiceCheck(checkName string, status servicecheck.ServiceCheckStatus, hostname string, tags []string, message string)
+	// HistogramBucket submits value samples spread between lowerBound
+	// and upperBound, which the Agent adds to a distribution.
+	HistogramBucket(metric string, value int64, lowerBound, upperBound float64, monotonic bool, hostname string, tags []string, flushFirstValue bool)
 	Commit()
 }
 
@@ -284,25 +304,61 @@ func (c *Check) startLocked() {
 func ms(d time.Duration) float64 { return float64(d) / 1e6 }
 
 func (c *Check) submitPeers(s Sender, peers []capture.PeerStats) {
-	tagger := c.capture.Peers()
+	ic := &c.cfg.Instance
 	for _, p := range peers {
-		dst := p.Remote.String()
-		if tagger != nil {
-			dst = tagger.Tag(p.Remote)
+		tags := make([]string, 0, len(c.baseTags)+4)
+		tags = append(tags, "src:"+p.Local.String(), "dst:"+p.Remote.String())
+		if p.Dir != capture.DirNone {
+			tags = append(tags, "direction:"+p.Dir.String())
+			switch p.Port {
+			case 0:
+			case capture.PortOther:
+				tags = append(tags, "port:other")
+			default:
+				tags = append(tags, "port:"+strconv.FormatUint(uint64(p.Port), 10))
+			}
 		}
-		tags := make([]string, 0, len(c.baseTags)+2)
-		tags = append(tags, "src:"+p.Local.String(), "dst:"+dst)
 		tags = append(tags, c.baseTags...)
-		s.Gauge(MetricRTT, ms(p.Last), c.Hostname, tags)
-		s.Gauge(MetricRTTAvg, ms(p.SRTT), c.Hostname, tags)
-		s.Gauge(MetricRTTJitter, ms(p.RTTVar), c.Hostname, tags)
-		s.Gauge(MetricRTTMin, ms(p.Min), c.Hostname, tags)
-		s.Gauge(MetricRTTMax, ms(p.Max), c.Hostname, tags)
-		s.Gauge(MetricRTTP50, ms(p.P50), c.Hostname, tags)
-		s.Gauge(MetricRTTP95, ms(p.P95), c.Hostname, tags)
-		s.Gauge(MetricRTTP99, ms(p.P99), c.Hostname, tags)
-		s.Count(MetricRTTSamples, float64(p.Count), c.Hostname, tags)
+		if p.Count > 0 {
+			s.Gauge(MetricRTT, ms(p.Last), c.Hostname, tags)
+			s.Gauge(MetricRTTAvg, ms(p.SRTT), c.Hostname, tags)
+			s.Gauge(MetricRTTJitter, ms(p.RTTVar), c.Hostname, tags)
+			s.Gauge(MetricRTTMin, ms(p.Min), c.Hostname, tags)
+			s.Gauge(MetricRTTMax, ms(p.Max), c.Hostname, tags)
+			if ic.PercentileGauges {
+				s.Gauge(MetricRTTP50, ms(p.P50), c.Hostname, tags)
+				s.Gauge(MetricRTTP95, ms(p.P95), c.Hostname, tags)
+				s.Gauge(MetricRTTP99, ms(p.P99), c.Hostname, tags)
+			}
+			s.Count(MetricRTTSamples, float64(p.Count), c.Hostname, tags)
+			if ic.Distribution {
+				for _, b := range p.Buckets {
+					s.HistogramBucket(MetricRTTDistribution, int64(b.Count), ms(b.Lower), ms(b.Upper), false, c.Hostname, tags, false)
+				}
+			}
+		}
+		if ic.TCPHealth {
+			c.submitCounts(s, &p, tags)
+		}
 	}
+}
+
+// submitCounts sends the loss and failure counts of a peer: those that
+// are not zero, and all of them for a peer with samples in the interval.
+func (c *Check) submitCounts(s Sender, p *capture.PeerStats, tags []string) {
+	send := func(metric string, n uint64, tags []string) {
+		if n > 0 || p.Count > 0 {
+			s.Count(metric, float64(n), c.Hostname, tags)
+		}
+	}
+	t := &p.TCP
+	send(MetricRetransmits, t.Retransmits, tags)
+	send(MetricConnectionsOpened, t.Opened, tags)
+	send(MetricConnectionsRefused, t.Refused, tags)
+	send(MetricConnectionTimeouts, t.Timeouts, tags)
+	send(MetricResets, t.ResetsLocal, append(slices.Clip(tags), "sender:local"))
+	send(MetricResets, t.ResetsRemote, append(slices.Clip(tags), "sender:remote"))
+	send(MetricZeroWindows, t.ZeroWindows, tags)
 }
 
 // delta returns cur-prev for a counter, or cur when it went backwards

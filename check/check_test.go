@@ -1,6 +1,7 @@
 package check_test
 
 import (
+	stdcmp "cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -27,7 +28,15 @@ import (
 // normalize sorts the tags of every series and service check, and the
 // series by metric and tags, so that batches compare as sets.
 func normalize(b check.Batch) check.Batch {
-	out := check.Batch{Series: []check.Series{}, ServiceChecks: []check.ServiceCheckResult{}}
+	out := check.Batch{Series: []check.Series{}, ServiceChecks: []check.ServiceCheckResult{}, HistogramBuckets: []check.HistogramBucket{}}
+	for _, h := range b.HistogramBuckets {
+		h.Tags = sortedTags(h.Tags...)
+		out.HistogramBuckets = append(out.HistogramBuckets, h)
+	}
+	slices.SortStableFunc(out.HistogramBuckets, func(a, b check.HistogramBucket) int {
+		return stdcmp.Or(strings.Compare(a.Metric, b.Metric), strings.Compare(strings.Join(a.Tags, ","), strings.Join(b.Tags, ",")),
+			stdcmp.Compare(a.LowerBound, b.LowerBound))
+	})
 	for _, s := range b.Series {
 		s.Tags = sortedTags(s.Tags...)
 		out.Series = append(out.Series, s)
@@ -67,7 +76,7 @@ func TestRunPCAPReplay(t *testing.T) {
 			frames := loadPCAP(t, tt.file)
 			c, fake := withFake(t, "interface: eth0\ntags: [env:test, team:net]\n", "", nil)
 			c.Hostname = "host-a"
-			rec := newRecorder()
+			rec := newRecorder(t)
 			base := []string{"iface:eth0", "env:test", "team:net"}
 			peerTags := append([]string{"src:" + tt.local.String(), "dst:" + tt.peer.String()}, base...)
 			ok := []check.ServiceCheckResult{{Check: check.ServiceCheckName, Status: servicecheck.ServiceCheckOK, Tags: base, Host: "host-a"}}
@@ -80,12 +89,13 @@ func TestRunPCAPReplay(t *testing.T) {
 
 				want := check.Batch{ServiceChecks: ok}
 				if part != nil {
-					if len(drained) != 1 || drained[0].PeerKey != (capture.PeerKey{Local: tt.local, Remote: tt.peer}) {
+					if len(drained) != 1 || drained[0].PeerKey != capture.AddrPeer(tt.local, tt.peer) {
 						t.Fatalf("run %d: engine drained %+v, want one peer %v -> %v", i, drained, tt.local, tt.peer)
 					}
 					p := drained[0]
 					total += p.Count
 					want.Series = peerSeries(p, peerTags)
+					want.HistogramBuckets = peerBuckets(p, peerTags, "host-a")
 					checkRTT(t, i, rttSeries(got), tt.upper)
 				} else if len(drained) != 0 {
 					t.Fatalf("run %d: engine drained %+v after no new frames", i, drained)
@@ -162,7 +172,7 @@ func TestRunDstTags(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c, fake := withFake(t, "interface: eth0\ntags: [env:test]\n"+tt.peers, "", resolver)
-			rec := newRecorder()
+			rec := newRecorder(t)
 			fake.feed(v6) // recorded first, so capture time runs forward
 			fake.feed(v4)
 			b := run(t, c, rec)
@@ -219,11 +229,14 @@ func TestRunInstanceTags(t *testing.T) {
 			c.NewCapture = func(capture.LiveConfig) (check.Capture, error) { return fake, nil }
 			defer c.Cancel()
 			fake.feed(frames)
-			b := run(t, c, newRecorder())
+			b := run(t, c, newRecorder(t))
 			peer := sortedTags(append([]string{"src:192.0.2.1", "dst:192.0.2.2"}, tt.base...)...)
 			for _, s := range b.Series {
 				want := sortedTags(tt.base...)
-				if isRTT(s) {
+				switch {
+				case s.Metric == check.MetricResets:
+					want = sortedTags(append(slices.Clone(peer), "sender:"+strings.TrimPrefix(tagValue(s.Tags, "sender"), "sender:"))...)
+				case isPeerSeries(s):
 					want = peer
 				}
 				if diff := cmp.Diff(want, sortedTags(s.Tags...)); diff != "" {
@@ -246,7 +259,7 @@ func TestRunInstanceTags(t *testing.T) {
 func TestRunUnresolvedHost(t *testing.T) {
 	resolver := fakeResolver{"server.example": {pcapServer4}}
 	c, fake := withFake(t, "interface: eth0\nhosts: [server.example, gone.example]", "", resolver)
-	rec := newRecorder()
+	rec := newRecorder(t)
 	fake.feed(loadPCAP(t, "reqresp_nots_v4.pcap"))
 	b := run(t, c, rec)
 	sc := canCapture(t, b)
@@ -352,7 +365,7 @@ func TestServiceCheck(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c, fake := withFake(t, "interface: eth0\ntags: [env:test]", "", nil)
 			c.StartWait = time.Millisecond
-			rec := newRecorder()
+			rec := newRecorder(t)
 			for i, st := range tt.steps {
 				if st.health != nil {
 					fake.setHealth(st.health)
@@ -429,7 +442,7 @@ func TestRunStartFailure(t *testing.T) {
 				return fake, nil
 			}
 			defer c.Cancel()
-			rec := newRecorder()
+			rec := newRecorder(t)
 			for i := range 2 {
 				start := time.Now()
 				err := c.Run(rec)
@@ -464,7 +477,7 @@ func TestRunStartFailure(t *testing.T) {
 // commits.
 func TestRunNotConfigured(t *testing.T) {
 	var c check.Check
-	rec := newRecorder()
+	rec := newRecorder(t)
 	if err := c.Run(rec); err == nil || !strings.Contains(err.Error(), "not configured") {
 		t.Errorf("Run() = %v, want a not-configured error", err)
 	}
@@ -491,7 +504,7 @@ func TestStartsOnFirstRun(t *testing.T) {
 	if calls != 0 {
 		t.Fatal("NewCapture called before the first Run")
 	}
-	rec := newRecorder()
+	rec := newRecorder(t)
 	for range 3 {
 		run(t, c, rec)
 	}
@@ -506,11 +519,13 @@ func TestStartsOnFirstRun(t *testing.T) {
 		Peers:     capture.PeerSpec{IPs: []string{"198.51.100.0/24"}},
 		Local:     []string{"203.0.113.5"},
 		Engine: capture.Config{
-			Methods:  capture.Methods(0).With(capture.MethodTimestamp),
-			IdleTTL:  120 * time.Second,
-			ExpTTL:   30 * time.Second,
-			MaxFlows: 1000,
-			MaxPeers: capture.DefaultMaxPeers,
+			Methods:    capture.Methods(0).With(capture.MethodTimestamp),
+			IdleTTL:    120 * time.Second,
+			ExpTTL:     30 * time.Second,
+			MaxFlows:   1000,
+			MaxPeers:   capture.DefaultMaxPeers,
+			MaxPorts:   capture.DefaultMaxPorts,
+			SYNTimeout: capture.DefaultSYNTimeout,
 		},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
@@ -523,7 +538,7 @@ func TestStartsOnFirstRun(t *testing.T) {
 // Cancel (one the scheduler had queued) reports the cancellation.
 func TestCancel(t *testing.T) {
 	c, fake := withFake(t, "interface: eth0", "", nil)
-	run(t, c, newRecorder())
+	run(t, c, newRecorder(t))
 	c.Cancel()
 	c.Cancel()
 	if starts, stops := fake.counts(); starts != 1 || stops != 1 {
@@ -532,7 +547,7 @@ func TestCancel(t *testing.T) {
 	if s := fake.Health().State; s != capture.StateStopped {
 		t.Errorf("capture state %v after Cancel, want stopped", s)
 	}
-	if err := c.Run(newRecorder()); err == nil || !strings.Contains(err.Error(), "cancelled") {
+	if err := c.Run(newRecorder(t)); err == nil || !strings.Contains(err.Error(), "cancelled") {
 		t.Errorf("Run after Cancel: %v, want the cancellation", err)
 	}
 	if starts, _ := fake.counts(); starts != 1 {
@@ -541,7 +556,7 @@ func TestCancel(t *testing.T) {
 
 	c2, fake2 := withFake(t, "interface: eth0", "", nil)
 	c2.Cancel() // before Run: nothing to stop, nothing to start later
-	if err := c2.Run(newRecorder()); err == nil {
+	if err := c2.Run(newRecorder(t)); err == nil {
 		t.Error("Run after Cancel succeeded")
 	}
 	if starts, stops := fake2.counts(); starts != 0 || stops != 0 {
@@ -554,7 +569,7 @@ func TestCancel(t *testing.T) {
 func TestConcurrentUse(t *testing.T) {
 	c, fake := withFake(t, "interface: eth0", "", nil)
 	frames := loadPCAP(t, "bulk_ts_v4.pcap")
-	rec := newRecorder()
+	rec := newRecorder(t)
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		for i := range frames {
@@ -606,7 +621,7 @@ func TestWarnings(t *testing.T) {
 	if w := c.Warnings(); len(w) != 0 {
 		t.Errorf("second Warnings() = %v, want none: it clears them", w)
 	}
-	rec := newRecorder()
+	rec := newRecorder(t)
 	for i := range 2 {
 		run(t, c, rec)
 		contains(fmt.Sprintf("after run %d", i), c.Warnings())
@@ -723,7 +738,7 @@ func TestLiveCheck(t *testing.T) {
 	// The default 50 ms for the socket to open can run out on a loaded
 	// machine, making the first run WARNING "capture is starting".
 	c.StartWait = 2 * time.Second
-	rec := newRecorder()
+	rec := newRecorder(t)
 	base := []string{"iface:veth0", "env:test", "team:net"}
 
 	b := run(t, c, rec)
@@ -822,7 +837,7 @@ func TestLiveCheckHosts(t *testing.T) {
 		return live, err
 	}
 	defer c.Cancel()
-	rec := newRecorder()
+	rec := newRecorder(t)
 	run(t, c, rec)
 	// The resolved address reaches the kernel filter within about a
 	// second: repeat the traffic until it is timed.
@@ -849,6 +864,75 @@ func TestLiveCheckHosts(t *testing.T) {
 	}
 }
 
+// TestLiveCheckHostWithTwoAddresses is a load balancer with two A records:
+// traffic to both addresses is one series per metric, tagged with the host
+// name, whose sample count is that of both; no run sends a metric and tag
+// set twice (newRecorder checks every run).
+func TestLiveCheckHostWithTwoAddresses(t *testing.T) {
+	pair := testbed.NewVethPair(t)
+	second := netip.MustParseAddr("192.0.2.3")
+	if err := pair.Server.IP("addr", "add", second.String()+"/24", "dev", pair.ServerIf); err != nil {
+		t.Fatal(err)
+	}
+	if err := pair.Client.IP("neigh", "replace", second.String(), "lladdr", pair.ServerMAC.String(), "dev", pair.ClientIf, "nud", "permanent"); err != nil {
+		t.Fatal(err)
+	}
+	c := configure(t, fmt.Sprintf("interface: %s\nnetns: %s\nhosts: [lb.test]", pair.ClientIf, pair.Client.Path()), "")
+	var live *capture.Live
+	c.NewCapture = func(cfg capture.LiveConfig) (check.Capture, error) {
+		cfg.Resolver = fakeResolver{"lb.test": {pair.ServerAddr4, second}}
+		var err error
+		live, err = capture.NewLive(cfg)
+		return live, err
+	}
+	defer c.Cancel()
+	rec := newRecorder(t)
+	run(t, c, rec)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	// The resolved addresses reach the kernel filter within about a
+	// second: wait until both are timed.
+	var seen [2]bool
+	waitFor(t, 10*time.Second, "samples of both addresses", func() bool {
+		for i, a := range []netip.Addr{pair.ServerAddr4, second} {
+			before := live.Health().Stats.Samples
+			p := pair.Path4()
+			p.Dst = a
+			if err := testbed.RequestResponse(ctx, p, testbed.RequestResponseConfig{Count: 3}); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(150 * time.Millisecond)
+			seen[i] = seen[i] || live.Health().Stats.Samples > before
+		}
+		return seen[0] && seen[1]
+	})
+	run(t, c, rec) // starts an interval with both addresses filtered in
+	for _, a := range []netip.Addr{pair.ServerAddr4, second} {
+		p := pair.Path4()
+		p.Dst = a
+		// 5 ms apart: a sample per TSval tick of 1 ms at most.
+		if err := testbed.RequestResponse(ctx, p, testbed.RequestResponseConfig{Count: 10, Gap: 5 * time.Millisecond}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(250 * time.Millisecond)
+	b := run(t, c, rec)
+	for _, m := range []string{check.MetricRTT, check.MetricRTTP99, check.MetricRTTSamples} {
+		s := b.Find(m, "dst:lb.test")
+		if len(s) != 1 {
+			t.Fatalf("%s series of dst:lb.test: %+v, want exactly one", m, s)
+		}
+		if m == check.MetricRTTSamples && s[0].Points[0][1] < 20 {
+			t.Errorf("%s = %v, want at least 20: 10 requests to each address", m, s[0].Points[0][1])
+		}
+	}
+	for _, s := range rttSeries(b) {
+		if !slices.Contains(s.Tags, "dst:lb.test") {
+			t.Errorf("series %s %v: every address of lb.test must be tagged with its name", s.Metric, s.Tags)
+		}
+	}
+}
+
 // TestLiveCheckMissingInterface configures an interface that does not
 // exist in the namespace: Run returns quickly with CRITICAL naming it.
 func TestLiveCheckMissingInterface(t *testing.T) {
@@ -856,7 +940,7 @@ func TestLiveCheckMissingInterface(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	c, _ := liveCheck(t, "nosuch0", ns.Path(), nil)
 	defer c.Cancel()
-	rec := newRecorder()
+	rec := newRecorder(t)
 	start := time.Now()
 	err := c.Run(rec)
 	if d := time.Since(start); d > 100*time.Millisecond {
@@ -888,7 +972,7 @@ func TestLiveCheckPermission(t *testing.T) {
 	if os.Getenv("GO_METRO_CHECK_PERM_CHILD") == "1" {
 		c := configure(t, "interface: lo", "")
 		defer c.Cancel()
-		rec := newRecorder()
+		rec := newRecorder(t)
 		err := c.Run(rec)
 		sc := canCapture(t, rec.Last())
 		fmt.Printf("err=%v\nstatus=%s\nmessage=%s\n", err, sc.Status, sc.Message)
@@ -914,6 +998,80 @@ func TestLiveCheckPermission(t *testing.T) {
 	for _, want := range []string{"err=<nil>", "status=CRITICAL", "capture on lo: operation not permitted", "setcap cap_net_raw+ep ", "or run as root"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("child output lacks %q", want)
+		}
+	}
+}
+
+// TestLiveCheckServiceTags runs, with service_tags, two outbound services
+// on the peer (ports 7001 and 7002) and one inbound service (port 7003 on
+// the local side): each series carries its direction and port, and its
+// sample count with the three together equals what its connection gives
+// alone.
+func TestLiveCheckServiceTags(t *testing.T) {
+	pair := testbed.NewVethPair(t)
+	c := configure(t, fmt.Sprintf("interface: %s\nnetns: %s\nservice_tags: true", pair.ClientIf, pair.Client.Path()), "")
+	c.StartWait = 2 * time.Second
+	defer c.Cancel()
+	rec := newRecorder(t)
+	run(t, c, rec)
+	out1, out2 := pair.Path4(), pair.Path4()
+	out1.Port, out2.Port = 7001, 7002
+	in := testbed.Path{Client: pair.Server, Server: pair.Client, Dst: pair.ClientAddr4, Port: 7003}
+	conns := []struct {
+		path testbed.Path
+		tags []string
+	}{
+		{out1, []string{"direction:outbound", "port:7001"}},
+		{out2, []string{"direction:outbound", "port:7002"}},
+		{in, []string{"direction:inbound", "port:7003"}},
+	}
+	traffic := func(p testbed.Path) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		return testbed.RequestResponse(ctx, p, testbed.RequestResponseConfig{Count: 20, Gap: 5 * time.Millisecond})
+	}
+	samples := func(b check.Batch, tags []string) float64 {
+		s := b.Find(check.MetricRTTSamples, tags...)
+		if len(s) != 1 {
+			t.Fatalf("%s series with %v: %+v, want exactly one", check.MetricRTTSamples, tags, s)
+		}
+		return s[0].Points[0][1]
+	}
+	// Each connection alone, one run each.
+	alone := make([]float64, len(conns))
+	for i, cn := range conns {
+		if err := traffic(cn.path); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(250 * time.Millisecond)
+		b := run(t, c, rec)
+		alone[i] = samples(b, cn.tags)
+		if n := len(b.Find(check.MetricRTTSamples)); n != 1 {
+			t.Errorf("run of %v alone: %d series, want 1", cn.tags, n)
+		}
+	}
+	// The three at once, in one run.
+	errs := make(chan error, len(conns))
+	for _, cn := range conns {
+		go func() { errs <- traffic(cn.path) }()
+	}
+	for range conns {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(250 * time.Millisecond)
+	b := run(t, c, rec)
+	for i, cn := range conns {
+		got := samples(b, cn.tags)
+		t.Logf("%v: %v samples alone, %v together", cn.tags, alone[i], got)
+		if got != alone[i] || got < 20 {
+			t.Errorf("%v: %v samples together, %v alone: want the same, at least 20 (one per request)", cn.tags, got, alone[i])
+		}
+		for _, s := range b.Find(check.MetricRTTSamples, cn.tags...) {
+			if want := sortedTags(append([]string{"src:192.0.2.1", "dst:192.0.2.2", "iface:veth0"}, cn.tags...)...); !slices.Equal(sortedTags(s.Tags...), want) {
+				t.Errorf("tags %v, want %v", s.Tags, want)
+			}
 		}
 	}
 }

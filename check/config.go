@@ -52,6 +52,23 @@ type Instance struct {
 	RingSize int `yaml:"ring_size"`
 	// Netns is the path of a network namespace to capture in.
 	Netns string `yaml:"netns"`
+	// ServiceTags splits the RTT series by direction and service port.
+	ServiceTags bool `yaml:"service_tags"`
+	// MaxPorts caps the service ports per peer with ServiceTags.
+	MaxPorts int `yaml:"max_ports"`
+	// PeerPrefixV4 and PeerPrefixV6 group remote addresses by network; 0
+	// means per address.
+	PeerPrefixV4 int `yaml:"peer_prefix_v4"`
+	PeerPrefixV6 int `yaml:"peer_prefix_v6"`
+	// Distribution sends system.net.tcp.rtt.distribution.
+	Distribution bool `yaml:"distribution"`
+	// PercentileGauges sends the p50, p95 and p99 gauges.
+	PercentileGauges bool `yaml:"percentile_gauges"`
+	// TCPHealth sends the loss and failure counts (go_metro.tcp.*).
+	TCPHealth bool `yaml:"tcp_health"`
+	// SYNTimeout is how long a SYN may go unanswered, in seconds, before
+	// its connection counts as timed out.
+	SYNTimeout int `yaml:"syn_timeout"`
 }
 
 // Defaults.
@@ -86,6 +103,8 @@ var (
 	}
 	instanceKeys = []string{
 		"interface", "ips", "hosts", "tags", "local_ips", "methods", "min_collection_interval", "ring_size", "netns",
+		"service_tags", "max_ports", "peer_prefix_v4", "peer_prefix_v6", "distribution", "percentile_gauges",
+		"tcp_health", "syn_timeout",
 		// Common to every Agent check instance.
 		"service", "empty_default_hostname", "disable_generic_tags", "metric_patterns", "no_index",
 	}
@@ -114,7 +133,14 @@ func ParseConfig(instanceYAML, initYAML []byte, agent bool) (*Config, error) {
 			StatsdPort: 8125,
 			LogLevel:   "info",
 		},
-		Instance: Instance{MinCollectionInterval: int(DefaultInterval / time.Second)},
+		Instance: Instance{
+			MinCollectionInterval: int(DefaultInterval / time.Second),
+			MaxPorts:              capture.DefaultMaxPorts,
+			Distribution:          true,
+			PercentileGauges:      true,
+			TCPHealth:             true,
+			SYNTimeout:            int(capture.DefaultSYNTimeout / time.Second),
+		},
 	}
 	initKeysSeen, err := decodeStrict("init_config", initYAML, &c.Init, initKeys, &c.Warnings)
 	if err != nil {
@@ -319,6 +345,16 @@ func (c *Config) validate() error {
 	if len(ic.Methods) > 0 && methods == 0 {
 		return errors.New("invalid `methods`: list at least one of timestamp, seqack, handshake")
 	}
+	switch {
+	case ic.MaxPorts < 1 || ic.MaxPorts > 65535:
+		return fmt.Errorf("invalid `max_ports` %d: must be between 1 and 65535 (service ports per peer; the rest are tagged port:other)", ic.MaxPorts)
+	case ic.PeerPrefixV4 < 0 || ic.PeerPrefixV4 > 32:
+		return fmt.Errorf("invalid `peer_prefix_v4` %d: must be between 0 (one series per address) and 32 bits", ic.PeerPrefixV4)
+	case ic.PeerPrefixV6 < 0 || ic.PeerPrefixV6 > 128:
+		return fmt.Errorf("invalid `peer_prefix_v6` %d: must be between 0 (one series per address) and 128 bits", ic.PeerPrefixV6)
+	case ic.SYNTimeout < 1 || ic.SYNTimeout > 600:
+		return fmt.Errorf("invalid `syn_timeout` %d: must be between 1 and 600 seconds", ic.SYNTimeout)
+	}
 	if ic.Netns != "" && !filepath.IsAbs(ic.Netns) {
 		return fmt.Errorf("invalid `netns` %q: must be an absolute path such as /run/netns/NAME or /proc/PID/ns/net", ic.Netns)
 	}
@@ -336,11 +372,17 @@ func (c *Config) validate() error {
 		Peers:     capture.PeerSpec{IPs: ic.IPs, Hosts: ic.Hosts},
 		Local:     ic.LocalIPs,
 		Engine: capture.Config{
-			Methods:  methods,
-			IdleTTL:  time.Duration(in.IdleTTL) * time.Second,
-			ExpTTL:   time.Duration(in.ExpTTL) * time.Second,
-			MaxFlows: in.MaxFlows,
-			MaxPeers: in.MaxPeers,
+			Methods:     methods,
+			IdleTTL:     time.Duration(in.IdleTTL) * time.Second,
+			ExpTTL:      time.Duration(in.ExpTTL) * time.Second,
+			MaxFlows:    in.MaxFlows,
+			MaxPeers:    in.MaxPeers,
+			PrefixV4:    ic.PeerPrefixV4,
+			PrefixV6:    ic.PeerPrefixV6,
+			ServiceTags: ic.ServiceTags,
+			MaxPorts:    ic.MaxPorts,
+			SYNTimeout:  time.Duration(ic.SYNTimeout) * time.Second,
+			NoTCPCounts: !ic.TCPHealth,
 		},
 	}
 	if err := c.Capture.Validate(); err != nil {

@@ -57,6 +57,21 @@ func TestParseConfigErrors(t *testing.T) {
 		{name: "ring_size-too-small", instance: eth0 + "ring_size: 1000", want: []string{"invalid `ring_size` 1000", "between 1048576 (1 MiB) and 1073741824 (1 GiB) bytes"}},
 		{name: "ring_size-too-large", instance: eth0 + "ring_size: 2147483648", want: []string{"invalid `ring_size` 2147483648", "between 1048576"}},
 		{name: "tags-empty-entry", instance: eth0 + "tags: [env:test, '']", want: []string{"invalid `tags` entry \"\"", "non-empty strings"}},
+		{name: "service_tags-not-a-bool", instance: eth0 + "service_tags: yes please", want: []string{"`service_tags`", "yes please", "true or false"}},
+		{name: "max_ports-zero", instance: eth0 + "max_ports: 0", want: []string{"invalid `max_ports` 0", "between 1 and 65535", "port:other"}},
+		{name: "max_ports-too-large", instance: eth0 + "max_ports: 70000", want: []string{"invalid `max_ports` 70000", "between 1 and 65535"}},
+		{name: "max_ports-not-a-number", instance: eth0 + "max_ports: many", want: []string{"`max_ports`", "many", "whole number"}},
+		{name: "peer_prefix_v4-negative", instance: eth0 + "peer_prefix_v4: -1", want: []string{"invalid `peer_prefix_v4` -1", "between 0", "and 32 bits"}},
+		{name: "peer_prefix_v4-too-large", instance: eth0 + "peer_prefix_v4: 33", want: []string{"invalid `peer_prefix_v4` 33", "and 32 bits"}},
+		{name: "peer_prefix_v4-cidr", instance: eth0 + "peer_prefix_v4: /24", want: []string{"`peer_prefix_v4`", "/24", "whole number"}},
+		{name: "peer_prefix_v6-too-large", instance: eth0 + "peer_prefix_v6: 129", want: []string{"invalid `peer_prefix_v6` 129", "and 128 bits"}},
+		{name: "peer_prefix_v6-fraction", instance: eth0 + "peer_prefix_v6: 48.5", want: []string{"`peer_prefix_v6`", "48.5", "whole number"}},
+		{name: "distribution-not-a-bool", instance: eth0 + "distribution: 1", want: []string{"`distribution`", "1", "true or false"}},
+		{name: "percentile_gauges-not-a-bool", instance: eth0 + "percentile_gauges: [p50]", want: []string{"`percentile_gauges`", "true or false"}},
+		{name: "tcp_health-not-a-bool", instance: eth0 + "tcp_health: off please", want: []string{"`tcp_health`", "true or false"}},
+		{name: "syn_timeout-zero", instance: eth0 + "syn_timeout: 0", want: []string{"invalid `syn_timeout` 0", "between 1 and 600 seconds"}},
+		{name: "syn_timeout-too-large", instance: eth0 + "syn_timeout: 601", want: []string{"invalid `syn_timeout` 601", "between 1 and 600 seconds"}},
+		{name: "syn_timeout-duration", instance: eth0 + "syn_timeout: 10s", want: []string{"`syn_timeout`", "10s", "whole number"}},
 		{name: "tags-not-a-list", instance: eth0 + "tags: env:test", want: []string{"`tags`", "env:test", "a list of strings"}},
 		{name: "methods-unknown", instance: eth0 + "methods: [timestamp, fast]", want: []string{"invalid `methods` entry \"fast\"", "timestamp, seqack, handshake"}},
 		{name: "methods-empty-entry", instance: eth0 + "methods: ['']", want: []string{"invalid `methods` entry \"\"", "timestamp, seqack, handshake"}},
@@ -113,15 +128,20 @@ func TestParseConfigDefaults(t *testing.T) {
 			StatsdPort: 8125,
 			LogLevel:   "info",
 		},
-		Instance: check.Instance{Interface: "eth0", MinCollectionInterval: 15},
+		Instance: check.Instance{
+			Interface: "eth0", MinCollectionInterval: 15, MaxPorts: capture.DefaultMaxPorts,
+			Distribution: true, PercentileGauges: true, TCPHealth: true, SYNTimeout: 10,
+		},
 		Capture: capture.LiveConfig{
 			Interface: "eth0",
 			Snaplen:   capture.DefaultSnaplen,
 			Engine: capture.Config{
-				IdleTTL:  capture.DefaultIdleTTL,
-				ExpTTL:   capture.DefaultExpTTL,
-				MaxFlows: capture.DefaultMaxFlows,
-				MaxPeers: capture.DefaultMaxPeers,
+				IdleTTL:    capture.DefaultIdleTTL,
+				ExpTTL:     capture.DefaultExpTTL,
+				MaxFlows:   capture.DefaultMaxFlows,
+				MaxPeers:   capture.DefaultMaxPeers,
+				MaxPorts:   capture.DefaultMaxPorts,
+				SYNTimeout: capture.DefaultSYNTimeout,
 			},
 		},
 		Interval: check.DefaultInterval,
@@ -179,6 +199,16 @@ func TestParseConfigValues(t *testing.T) {
 		}},
 		{name: "ring_size", instance: "interface: eth0\nring_size: 1048576", check: func(c *check.Config) string {
 			return mismatch(c.Capture.RingSize, 1<<20)
+		}},
+		{name: "service-options", instance: "interface: eth0\nservice_tags: true\nmax_ports: 65535\npeer_prefix_v4: 32\npeer_prefix_v6: 128\nsyn_timeout: 600\ntcp_health: false", check: func(c *check.Config) string {
+			e := c.Capture.Engine
+			return mismatch(e.ServiceTags, true) + mismatch(e.MaxPorts, 65535) + mismatch(e.PrefixV4, 32) + mismatch(e.PrefixV6, 128) +
+				mismatch(e.SYNTimeout, 600*time.Second) + mismatch(e.NoTCPCounts, true)
+		}},
+		{name: "service-options-low", instance: "interface: eth0\nmax_ports: 1\npeer_prefix_v4: 0\nsyn_timeout: 1\ndistribution: false\npercentile_gauges: false", check: func(c *check.Config) string {
+			e := c.Capture.Engine
+			return mismatch(e.MaxPorts, 1) + mismatch(e.PrefixV4, 0) + mismatch(e.SYNTimeout, time.Second) +
+				mismatch(c.Instance.Distribution, false) + mismatch(c.Instance.PercentileGauges, false)
 		}},
 		{name: "any-interface", instance: "interface: any", check: func(c *check.Config) string {
 			return mismatch(c.Capture.Interface, "any")
@@ -466,7 +496,8 @@ func TestParseConfigGoMetroFiles(t *testing.T) {
 					Interface: "eth0",
 					Snaplen:   512,
 					Peers:     capture.PeerSpec{IPs: tt.ips, Hosts: tt.hosts},
-					Engine:    capture.Config{IdleTTL: 300 * time.Second, ExpTTL: 60 * time.Second, MaxFlows: capture.DefaultMaxFlows, MaxPeers: capture.DefaultMaxPeers},
+					Engine: capture.Config{IdleTTL: 300 * time.Second, ExpTTL: 60 * time.Second, MaxFlows: capture.DefaultMaxFlows, MaxPeers: capture.DefaultMaxPeers,
+						MaxPorts: capture.DefaultMaxPorts, SYNTimeout: capture.DefaultSYNTimeout},
 				}
 				if diff := cmp.Diff(wantCapture, c.Capture); diff != "" {
 					t.Errorf("agent=%v: capture (-want +got):\n%s", agent, diff)

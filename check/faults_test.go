@@ -314,7 +314,7 @@ func TestFaultHostileCorpus(t *testing.T) {
 	frames := loadPCAP(t, filepath.Join("hostile", "hostile.pcap"))
 	names := faultHostileNames(t, len(frames))
 	c, live := faultLiveCheck(t, pair.Server, pair.ServerIf, "", nil)
-	rec := newRecorder()
+	rec := newRecorder(t)
 	if sc := faultRun(t, c, rec); !faultIsOK(sc) {
 		t.Fatalf("first run: %v %q, want OK", sc.Status, sc.Message)
 	}
@@ -486,7 +486,7 @@ func TestFaultPanic(t *testing.T) {
 					close(resolver.gate)
 				}
 			})
-			rec := newRecorder()
+			rec := newRecorder(t)
 			faultRun(t, c, rec)
 			waitFor(t, 3*time.Second, "capturing", func() bool { return live().Health().State == capture.StateCapturing })
 
@@ -632,7 +632,7 @@ func TestFaultRingOverflow(t *testing.T) {
 		cfg.Engine.OnSample = func(capture.Sample) { once.Do(func() { <-stall }) }
 	})
 	t.Cleanup(unstall) // before the check's Cancel, registered earlier
-	rec := newRecorder()
+	rec := newRecorder(t)
 	if sc := faultRun(t, c, rec); !faultIsOK(sc) {
 		t.Fatalf("first run: %v %q, want OK", sc.Status, sc.Message)
 	}
@@ -688,7 +688,7 @@ func TestFaultRingOverflow(t *testing.T) {
 func TestFaultInterfaceRecreated(t *testing.T) {
 	pair := testbed.NewVethPair(t)
 	c, _ := faultLiveCheck(t, pair.Client, pair.ClientIf, "", func(cfg *capture.LiveConfig) { cfg.MaxBackoff = 200 * time.Millisecond })
-	rec := newRecorder()
+	rec := newRecorder(t)
 	faultRunUntil(t, c, rec, 3*time.Second, "OK", faultIsOK)
 	if err := pair.Client.IP("link", "del", pair.ClientIf); err != nil {
 		t.Fatal(err)
@@ -757,7 +757,7 @@ func TestFaultRunLatency(t *testing.T) {
 		t.Cleanup(c.Cancel)
 		instances = append(instances, &instance{"netns-missing", c, live.Load, servicecheck.ServiceCheckCritical, "gm-never-", true})
 	}
-	rec := newRecorder()
+	rec := newRecorder(t)
 	var slowest time.Duration
 	start := time.Now()
 	for i := range 30 {
@@ -1148,7 +1148,7 @@ func faultPermissionLossChild(t *testing.T) {
 	faultSay("caps uid=%s eff=%s prm=%s amb=%s bnd=%s %s", proc["Uid"], proc["CapEff"], proc["CapPrm"], proc["CapAmb"], proc["CapBnd"], faultThreadsEff(threads))
 	c := faultChildCheck(t)
 	defer c.Cancel()
-	rec := newRecorder()
+	rec := newRecorder(t)
 	sc, ok := faultChildRunUntil(c, rec, 5*time.Second, faultIsOK)
 	faultSay("status %s %q", sc.Status, sc.Message)
 	if !ok {
@@ -1239,7 +1239,7 @@ func faultLeastPrivilegeChild(t *testing.T) {
 		proc["CapAmb"], proc["CapBnd"], proc["NoNewPrivs"], proc["Groups"], faultThreadsEff(threads))
 	c := faultChildCheck(t)
 	defer c.Cancel()
-	rec := newRecorder()
+	rec := newRecorder(t)
 	sc, ok := faultChildRunUntil(c, rec, 5*time.Second, faultIsOK)
 	if !ok {
 		faultSay("timeout %s %q", sc.Status, sc.Message)

@@ -1,7 +1,9 @@
 package check
 
 import (
+	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,11 +29,25 @@ type ServiceCheckResult struct {
 	Host    string                          `json:"host,omitempty"`
 }
 
+// HistogramBucket is one submitted histogram bucket, as the Agent's
+// sender.HistogramBucket takes it.
+type HistogramBucket struct {
+	Metric          string   `json:"metric"`
+	Value           int64    `json:"value"`
+	LowerBound      float64  `json:"lower_bound"`
+	UpperBound      float64  `json:"upper_bound"`
+	Monotonic       bool     `json:"monotonic"`
+	Tags            []string `json:"tags"`
+	Host            string   `json:"host,omitempty"`
+	FlushFirstValue bool     `json:"flush_first_value,omitempty"`
+}
+
 // Batch is what one Run submitted, in the JSON shape of `go-metro check
 // --json`.
 type Batch struct {
-	Series        []Series             `json:"series"`
-	ServiceChecks []ServiceCheckResult `json:"service_checks"`
+	Series           []Series             `json:"series"`
+	HistogramBuckets []HistogramBucket    `json:"histogram_buckets"`
+	ServiceChecks    []ServiceCheckResult `json:"service_checks"`
 }
 
 // Recorder is a Sender that keeps what it is sent: `go-metro check` prints
@@ -79,6 +95,16 @@ func (r *Recorder) Rate(metric string, value float64, hostname string, tags []st
 	r.add(metric, "rate", value, hostname, tags)
 }
 
+// HistogramBucket records a histogram bucket.
+func (r *Recorder) HistogramBucket(metric string, value int64, lowerBound, upperBound float64, monotonic bool, hostname string, tags []string, flushFirstValue bool) {
+	r.mu.Lock()
+	r.cur.HistogramBuckets = append(r.cur.HistogramBuckets, HistogramBucket{
+		Metric: metric, Value: value, LowerBound: lowerBound, UpperBound: upperBound, Monotonic: monotonic,
+		Tags: slices.Clone(tags), Host: hostname, FlushFirstValue: flushFirstValue,
+	})
+	r.mu.Unlock()
+}
+
 // ServiceCheck records a service check.
 func (r *Recorder) ServiceCheck(checkName string, status servicecheck.ServiceCheckStatus, hostname string, tags []string, message string) {
 	r.mu.Lock()
@@ -94,6 +120,9 @@ func (r *Recorder) Commit() {
 	}
 	if r.cur.ServiceChecks == nil {
 		r.cur.ServiceChecks = []ServiceCheckResult{}
+	}
+	if r.cur.HistogramBuckets == nil {
+		r.cur.HistogramBuckets = []HistogramBucket{}
 	}
 	r.batches = append(r.batches, r.cur)
 	r.cur = Batch{}
@@ -115,6 +144,47 @@ func (r *Recorder) Last() Batch {
 		return Batch{}
 	}
 	return r.batches[len(r.batches)-1]
+}
+
+// Duplicates returns the metric and tag sets that b holds more than once,
+// each as "metric{tags}", sorted: the Agent keeps only the last value of
+// a series in a run, so a check must send each at most once.
+func (b Batch) Duplicates() []string {
+	seen := map[string]int{}
+	key := func(name, typ, host string, tags []string) string {
+		t := slices.Clone(tags)
+		slices.Sort(t)
+		return fmt.Sprintf("%s(%s){%s}@%s", name, typ, strings.Join(t, ","), host)
+	}
+	for _, s := range b.Series {
+		seen[key(s.Metric, s.Type, s.Host, s.Tags)]++
+	}
+	for _, c := range b.ServiceChecks {
+		seen[key(c.Check, "service_check", c.Host, c.Tags)]++
+	}
+	for _, h := range b.HistogramBuckets {
+		seen[key(h.Metric, fmt.Sprintf("bucket[%g,%g]", h.LowerBound, h.UpperBound), h.Host, h.Tags)]++
+	}
+	var dup []string
+	for k, n := range seen {
+		if n > 1 {
+			dup = append(dup, k)
+		}
+	}
+	slices.Sort(dup)
+	return dup
+}
+
+// Buckets returns the histogram buckets of metric in b whose tags include
+// all of tags.
+func (b Batch) Buckets(metric string, tags ...string) []HistogramBucket {
+	var out []HistogramBucket
+	for _, h := range b.HistogramBuckets {
+		if h.Metric == metric && containsAll(h.Tags, tags) {
+			out = append(out, h)
+		}
+	}
+	return out
 }
 
 // Find returns the series of metric in b whose tags include all of tags.

@@ -472,11 +472,13 @@ func (nopSender) Gauge(string, float64, string, []string)                       
 func (nopSender) Count(string, float64, string, []string)                                        {}
 func (nopSender) ServiceCheck(string, servicecheck.ServiceCheckStatus, string, []string, string) {}
 func (nopSender) Commit()                                                                        {}
+func (nopSender) HistogramBucket(string, int64, float64, float64, bool, string, []string, bool)  {}
 
 // mapSender keeps the last value of each metric.
 type mapSender map[string]float64
 
-func (m mapSender) Gauge(metric string, v float64, _ string, _ []string)                         { m[metric] = v }
-func (m mapSender) Count(metric string, v float64, _ string, _ []string)                         { m[metric] = v }
-func (mapSender) ServiceCheck(string, servicecheck.ServiceCheckStatus, string, []string, string) {}
-func (mapSender) Commit()                                                                        {}
+func (m mapSender) Gauge(metric string, v float64, _ string, _ []string)                          { m[metric] = v }
+func (m mapSender) Count(metric string, v float64, _ string, _ []string)                          { m[metric] = v }
+func (m mapSender) HistogramBucket(string, int64, float64, float64, bool, string, []string, bool) {}
+func (mapSender) ServiceCheck(string, servicecheck.ServiceCheckStatus, string, []string, string)  {}
+func (mapSender) Commit()                                                                         {}

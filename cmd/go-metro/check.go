@@ -383,16 +383,18 @@ type checkOutput struct {
 // jsonDoc is the --json document of one run. check.Batch has the same
 // shape, but it holds one instance.
 type jsonDoc struct {
-	Series        []check.Series             `json:"series"`
-	ServiceChecks []check.ServiceCheckResult `json:"service_checks"`
+	Series           []check.Series             `json:"series"`
+	HistogramBuckets []check.HistogramBucket    `json:"histogram_buckets"`
+	ServiceChecks    []check.ServiceCheckResult `json:"service_checks"`
 }
 
 func (o *checkOutput) write(title string, insts []*checkInstance, results []runResult) error {
 	var buf bytes.Buffer
 	if o.json {
-		doc := jsonDoc{Series: []check.Series{}, ServiceChecks: []check.ServiceCheckResult{}}
+		doc := jsonDoc{Series: []check.Series{}, HistogramBuckets: []check.HistogramBucket{}, ServiceChecks: []check.ServiceCheckResult{}}
 		for i, r := range results {
 			doc.Series = append(doc.Series, r.batch.Series...)
+			doc.HistogramBuckets = append(doc.HistogramBuckets, r.batch.HistogramBuckets...)
 			doc.ServiceChecks = append(doc.ServiceChecks, r.batch.ServiceChecks...)
 			for _, w := range r.warnings {
 				msg := fmt.Sprintf("Warning: %s: %v\n", insts[i].name, w)
@@ -431,11 +433,27 @@ var peerColumns = []struct{ name, metric string }{
 	{"MAX", check.MetricRTTMax},
 }
 
-type peerRow struct {
-	src, dst string
-	vals     []float64
-	has      []bool
+// tcpColumns are the TCP health table's columns, after the RTT ones in a
+// peerRow.
+var tcpColumns = []struct{ name, metric, sender string }{
+	{"RETRANS", check.MetricRetransmits, ""},
+	{"OPENED", check.MetricConnectionsOpened, ""},
+	{"REFUSED", check.MetricConnectionsRefused, ""},
+	{"TIMEOUTS", check.MetricConnectionTimeouts, ""},
+	{"RST-LOCAL", check.MetricResets, "sender:local"},
+	{"RST-REMOTE", check.MetricResets, "sender:remote"},
+	{"ZERO-WIN", check.MetricZeroWindows, ""},
 }
+
+type peerRow struct {
+	src, dst, service string
+	vals              []float64 // peerColumns, then tcpColumns
+	has               []bool
+	bins, binCount    int64 // the distribution's buckets and their samples
+}
+
+// hasAny reports whether any of the row's columns from..to has a value.
+func (p *peerRow) hasAny(from, to int) bool { return slices.Contains(p.has[from:to], true) }
 
 // writeInstanceText writes one instance's part of a run, from what the
 // check submitted.
@@ -448,19 +466,42 @@ func writeInstanceText(w io.Writer, in *checkInstance, r runResult) {
 	head += ", capture " + r.state
 	fmt.Fprintf(w, "\n%s\n%s\n", head, strings.Repeat("-", len(head)))
 
-	rows, telemetry := splitSeries(r.batch.Series)
+	rows, telemetry := splitSeries(r.batch.Series, r.batch.HistogramBuckets)
+	nRTT := len(peerColumns)
 	if r.err == nil {
-		if len(rows) == 0 {
+		var rtt, tcp []*peerRow
+		for _, p := range rows {
+			if p.hasAny(0, nRTT) {
+				rtt = append(rtt, p)
+			}
+			if p.hasAny(nRTT, len(p.has)) {
+				tcp = append(tcp, p)
+			}
+		}
+		service := slices.ContainsFunc(rows, func(p *peerRow) bool { return p.service != "" })
+		head := func(tw io.Writer) {
+			fmt.Fprint(tw, "SRC\tDST\t")
+			if service {
+				fmt.Fprint(tw, "SERVICE\t")
+			}
+		}
+		cells := func(tw io.Writer, p *peerRow) {
+			fmt.Fprintf(tw, "%s\t%s\t", p.src, p.dst)
+			if service {
+				fmt.Fprintf(tw, "%s\t", cmp.Or(p.service, "-"))
+			}
+		}
+		if len(rtt) == 0 {
 			fmt.Fprintln(w, "  No RTT samples in this interval.")
 		} else {
 			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-			fmt.Fprint(tw, "SRC\tDST\t")
+			head(tw)
 			for _, c := range peerColumns {
 				fmt.Fprintf(tw, "%s\t", c.name)
 			}
-			fmt.Fprintln(tw)
-			for _, p := range rows {
-				fmt.Fprintf(tw, "%s\t%s\t", p.src, p.dst)
+			fmt.Fprintln(tw, "DISTRIBUTION\t")
+			for _, p := range rtt {
+				cells(tw, p)
 				for i, c := range peerColumns {
 					switch {
 					case !p.has[i]:
@@ -471,11 +512,38 @@ func writeInstanceText(w io.Writer, in *checkInstance, r runResult) {
 						fmt.Fprintf(tw, "%.3f\t", p.vals[i])
 					}
 				}
-				fmt.Fprintln(tw)
+				if p.bins > 0 {
+					fmt.Fprintf(tw, "%d in %d bins\t\n", p.binCount, p.bins)
+				} else {
+					fmt.Fprint(tw, "-\t\n")
+				}
 			}
 			tw.Flush()
 			fmt.Fprintln(w, "  RTTs in ms. AVG is the smoothed RTT and JITTER the RTT variation (RFC 6298);")
-			fmt.Fprintln(w, "  SAMPLES, MIN, P50 to P99 and MAX cover the interval.")
+			fmt.Fprintln(w, "  SAMPLES, MIN, P50 to P99 and MAX cover the interval. DISTRIBUTION: the samples of the")
+			fmt.Fprintf(w, "  %s histogram buckets sent, and their number.\n", check.MetricRTTDistribution)
+		}
+		if len(tcp) > 0 {
+			fmt.Fprintln(w)
+			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+			head(tw)
+			for _, c := range tcpColumns {
+				fmt.Fprintf(tw, "%s\t", c.name)
+			}
+			fmt.Fprintln(tw)
+			for _, p := range tcp {
+				cells(tw, p)
+				for i := range tcpColumns {
+					if p.has[nRTT+i] {
+						fmt.Fprintf(tw, "%.0f\t", p.vals[nRTT+i])
+					} else {
+						fmt.Fprint(tw, "-\t")
+					}
+				}
+				fmt.Fprintln(tw)
+			}
+			tw.Flush()
+			fmt.Fprintln(w, "  TCP counts of the interval (go_metro.tcp.*).")
 		}
 		if len(telemetry) > 0 {
 			fmt.Fprintln(w)
@@ -506,40 +574,75 @@ func writeInstanceText(w io.Writer, in *checkInstance, r runResult) {
 	}
 }
 
-// splitSeries groups the per-peer RTT series into rows, sorted by source
-// and destination, and returns the other series, in order.
-func splitSeries(series []check.Series) (rows []*peerRow, other []check.Series) {
-	col := make(map[string]int, len(peerColumns))
+// splitSeries groups the per-peer series and histogram buckets into
+// rows, one per peer and service, sorted by source, destination and
+// service, and returns the other series, in order.
+func splitSeries(series []check.Series, buckets []check.HistogramBucket) (rows []*peerRow, other []check.Series) {
+	col := make(map[string]int, len(peerColumns)+len(tcpColumns))
 	for i, c := range peerColumns {
 		col[c.metric] = i
 	}
+	for i, c := range tcpColumns {
+		col[c.metric+"\x00"+c.sender] = len(peerColumns) + i
+	}
 	byTags := map[string]*peerRow{}
+	row := func(tags []string) *peerRow {
+		var key []string
+		for _, t := range tags {
+			if !strings.HasPrefix(t, "sender:") {
+				key = append(key, t)
+			}
+		}
+		k := strings.Join(key, "\x00")
+		p := byTags[k]
+		if p == nil {
+			n := len(peerColumns) + len(tcpColumns)
+			p = &peerRow{vals: make([]float64, n), has: make([]bool, n)}
+			var dir, port string
+			for _, t := range tags {
+				if v, ok := strings.CutPrefix(t, "src:"); ok {
+					p.src = v
+				} else if v, ok := strings.CutPrefix(t, "dst:"); ok {
+					p.dst = v
+				} else if v, ok := strings.CutPrefix(t, "direction:"); ok {
+					dir = v
+				} else if v, ok := strings.CutPrefix(t, "port:"); ok {
+					port = v
+				}
+			}
+			p.service = strings.Trim(dir+" "+port, " ")
+			byTags[k] = p
+			rows = append(rows, p)
+		}
+		return p
+	}
 	for _, s := range series {
 		i, ok := col[s.Metric]
+		if !ok {
+			sender := ""
+			for _, t := range s.Tags {
+				if strings.HasPrefix(t, "sender:") {
+					sender = t
+				}
+			}
+			i, ok = col[s.Metric+"\x00"+sender]
+		}
 		if !ok || len(s.Points) == 0 {
 			if len(s.Points) > 0 {
 				other = append(other, s)
 			}
 			continue
 		}
-		key := strings.Join(s.Tags, "\x00")
-		p := byTags[key]
-		if p == nil {
-			p = &peerRow{vals: make([]float64, len(peerColumns)), has: make([]bool, len(peerColumns))}
-			for _, t := range s.Tags {
-				if v, ok := strings.CutPrefix(t, "src:"); ok {
-					p.src = v
-				} else if v, ok := strings.CutPrefix(t, "dst:"); ok {
-					p.dst = v
-				}
-			}
-			byTags[key] = p
-			rows = append(rows, p)
-		}
+		p := row(s.Tags)
 		p.vals[i], p.has[i] = s.Points[0][1], true
 	}
+	for _, b := range buckets {
+		p := row(b.Tags)
+		p.bins++
+		p.binCount += b.Value
+	}
 	slices.SortStableFunc(rows, func(a, b *peerRow) int {
-		return cmp.Or(compareAddrs(a.src, b.src), compareAddrs(a.dst, b.dst))
+		return cmp.Or(compareAddrs(a.src, b.src), compareAddrs(a.dst, b.dst), strings.Compare(a.service, b.service))
 	})
 	return rows, other
 }

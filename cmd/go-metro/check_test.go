@@ -98,15 +98,20 @@ func twoPeers(capture.LiveConfig) *fakeCapture {
 	local := netip.MustParseAddr("10.0.0.1")
 	p := func(remote string, n uint64, last, avg, min, max float64) capture.PeerStats {
 		var s capture.PeerStats
-		s.Local, s.Remote = local, netip.MustParseAddr(remote)
+		s.PeerKey = capture.AddrPeer(local, netip.MustParseAddr(remote))
 		s.Count, s.Last, s.SRTT, s.RTTVar = n, ms2d(last), ms2d(avg), ms2d(avg/10)
 		s.Min, s.Max, s.P50, s.P95, s.P99 = ms2d(min), ms2d(max), ms2d(avg), ms2d(max), ms2d(max)
 		return s
 	}
-	return &fakeCapture{peers: []capture.PeerStats{
-		p("10.0.0.20", 12, 1.5, 1.25, 1, 2),
-		p("10.0.0.3", 3, 20, 21.5, 19.75, 24),
-	}}
+	a, b := p("10.0.0.20", 12, 1.5, 1.25, 1, 2), p("10.0.0.3", 3, 20, 21.5, 19.75, 24)
+	a.Buckets = []capture.Bucket{{Lower: ms2d(1), Upper: ms2d(1.02), Count: 8}, {Lower: ms2d(1.98), Upper: ms2d(2), Count: 4}}
+	b.Buckets = []capture.Bucket{{Lower: ms2d(19.75), Upper: ms2d(24), Count: 3}}
+	b.TCP = capture.TCPCounts{Retransmits: 2, Opened: 1, ResetsRemote: 1}
+	// A peer with counts and no sample: a refused connection.
+	var refused capture.PeerStats
+	refused.PeerKey = capture.AddrPeer(local, netip.MustParseAddr("10.0.0.9"))
+	refused.TCP.Refused = 1
+	return &fakeCapture{peers: []capture.PeerStats{a, b, refused}}
 }
 
 func writeFile(t *testing.T, name, content string) string {
@@ -273,11 +278,18 @@ instances:
 	}
 	run := `go_metro instances[0]: interface eth3, capture capturing
 --------------------------------------------------------
-       SRC        DST  SAMPLES    LAST     AVG  JITTER     MIN     P50     P95     P99     MAX
-  10.0.0.1   10.0.0.3        3  20.000  21.500   2.150  19.750  21.500  24.000  24.000  24.000
-  10.0.0.1  10.0.0.20       12   1.500   1.250   0.125   1.000   1.250   2.000   2.000   2.000
+       SRC        DST  SAMPLES    LAST     AVG  JITTER     MIN     P50     P95     P99     MAX  DISTRIBUTION
+  10.0.0.1   10.0.0.3        3  20.000  21.500   2.150  19.750  21.500  24.000  24.000  24.000   3 in 1 bins
+  10.0.0.1  10.0.0.20       12   1.500   1.250   0.125   1.000   1.250   2.000   2.000   2.000  12 in 2 bins
   RTTs in ms. AVG is the smoothed RTT and JITTER the RTT variation (RFC 6298);
-  SAMPLES, MIN, P50 to P99 and MAX cover the interval.
+  SAMPLES, MIN, P50 to P99 and MAX cover the interval. DISTRIBUTION: the samples of the
+  system.net.tcp.rtt.distribution histogram buckets sent, and their number.
+
+       SRC        DST  RETRANS  OPENED  REFUSED  TIMEOUTS  RST-LOCAL  RST-REMOTE  ZERO-WIN
+  10.0.0.1   10.0.0.3        2       1        0         0          0           1         0
+  10.0.0.1   10.0.0.9        -       -        1         -          -           -         -
+  10.0.0.1  10.0.0.20        0       0        0         0          0           0         0
+  TCP counts of the interval (go_metro.tcp.*).
 
   go_metro.packets.received       100
   go_metro.packets.dropped        0
@@ -322,7 +334,7 @@ func TestCheckJSONMergesInstances(t *testing.T) {
 		t.Fatalf("%d documents, want 3:\n%s", len(lines), stdout.String())
 	}
 	for _, l := range lines {
-		if diff := cmp.Diff([]string{"series", "service_checks"}, jsonKeys(t, l)); diff != "" {
+		if diff := cmp.Diff([]string{"series", "histogram_buckets", "service_checks"}, jsonKeys(t, l)); diff != "" {
 			t.Errorf("document keys (-want +got):\n%s", diff)
 		}
 		var doc struct {
@@ -332,9 +344,10 @@ func TestCheckJSONMergesInstances(t *testing.T) {
 		if err := json.Unmarshal([]byte(l), &doc); err != nil {
 			t.Fatal(err)
 		}
-		// 2 peers * 9 RTT series + 6 telemetry series, per instance.
-		if len(doc.Series) != 2*24 || len(doc.SCs) != 2 {
-			t.Fatalf("%d series and %d service checks, want 48 and 2", len(doc.Series), len(doc.SCs))
+		// Per instance: 2 peers * (9 RTT series + 7 TCP counts), 1 TCP
+		// count of the refused peer, 6 telemetry series.
+		if len(doc.Series) != 2*(2*16+1+6) || len(doc.SCs) != 2 {
+			t.Fatalf("%d series and %d service checks, want %d and 2", len(doc.Series), len(doc.SCs), 2*(2*16+1+6))
 		}
 		for _, s := range doc.Series {
 			if diff := cmp.Diff([]string{"metric", "type", "points", "tags"}, jsonKeys(t, string(s))); diff != "" {
@@ -586,8 +599,9 @@ logz: []
 
 // checkDoc is one --json document.
 type checkDoc struct {
-	Series        []check.Series             `json:"series"`
-	ServiceChecks []check.ServiceCheckResult `json:"service_checks"`
+	Series           []check.Series             `json:"series"`
+	HistogramBuckets []check.HistogramBucket    `json:"histogram_buckets"`
+	ServiceChecks    []check.ServiceCheckResult `json:"service_checks"`
 }
 
 // liveConf writes a conf.yaml that captures on the client side of pair.
@@ -744,10 +758,11 @@ func TestCheckLive(t *testing.T) {
 				header, row = f, strings.Fields(lines[i+1])
 			}
 		}
-		if diff := cmp.Diff([]string{"SRC", "DST", "SAMPLES", "LAST", "AVG", "JITTER", "MIN", "P50", "P95", "P99", "MAX"}, header); diff != "" {
+		if diff := cmp.Diff([]string{"SRC", "DST", "SAMPLES", "LAST", "AVG", "JITTER", "MIN", "P50", "P95", "P99", "MAX", "DISTRIBUTION"}, header); diff != "" {
 			t.Fatalf("table header (-want +got):\n%s", diff)
 		}
-		if len(row) != len(header) || row[0] != "192.0.2.1" || row[1] != "192.0.2.2" {
+		// The distribution cell is "N in M bins".
+		if len(row) != len(header)+3 || row[0] != "192.0.2.1" || row[1] != "192.0.2.2" || row[len(row)-1] != "bins" || row[2] != row[len(header)-1] {
 			t.Fatalf("table row %q", row)
 		}
 		if !strings.Contains(out, "  go_metro.packets.received  ") {

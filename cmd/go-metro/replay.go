@@ -35,7 +35,12 @@ type replayOptions struct {
 	idleTTL  time.Duration
 	expTTL   time.Duration
 	maxFlows int
-	files    []string
+	// Grouping and TCP counts, as the check's service_tags,
+	// peer_prefix_v4/v6 and syn_timeout.
+	serviceTags        bool
+	prefixV4, prefixV6 int
+	synTimeout         time.Duration
+	files              []string
 }
 
 func parseReplayFlags(args []string, stderr io.Writer) (*replayOptions, error) {
@@ -60,6 +65,10 @@ func parseReplayFlags(args []string, stderr io.Writer) (*replayOptions, error) {
 	fs.DurationVar(&o.idleTTL, "idle-ttl", capture.DefaultIdleTTL, "expire idle flows after this capture time")
 	fs.DurationVar(&o.expTTL, "exp-ttl", capture.DefaultExpTTL, "expire flows that saw FIN or RST after this capture time")
 	fs.IntVar(&o.maxFlows, "max-flows", capture.DefaultMaxFlows, "cap on tracked flows")
+	fs.BoolVar(&o.serviceTags, "service-tags", false, "split peers by direction and service port")
+	fs.IntVar(&o.prefixV4, "peer-prefix-v4", 0, "group remote IPv4 addresses by their network of `N` bits (0: per address)")
+	fs.IntVar(&o.prefixV6, "peer-prefix-v6", 0, "group remote IPv6 addresses by their network of `N` bits (0: per address)")
+	fs.DurationVar(&o.synTimeout, "syn-timeout", capture.DefaultSYNTimeout, "count a SYN without SYN-ACK for this capture time as a connection timeout")
 	// Flags may follow file names: parse until no arguments are left.
 	for {
 		if err := fs.Parse(args); err != nil {
@@ -87,6 +96,15 @@ func parseReplayFlags(args []string, stderr io.Writer) (*replayOptions, error) {
 	}
 	if o.maxFlows <= 0 {
 		return nil, fmt.Errorf("%w: invalid --max-flows %d: must be at least 1", errUsage, o.maxFlows)
+	}
+	if o.prefixV4 < 0 || o.prefixV4 > 32 {
+		return nil, fmt.Errorf("%w: invalid --peer-prefix-v4 %d: must be between 0 (per address) and 32", errUsage, o.prefixV4)
+	}
+	if o.prefixV6 < 0 || o.prefixV6 > 128 {
+		return nil, fmt.Errorf("%w: invalid --peer-prefix-v6 %d: must be between 0 (per address) and 128", errUsage, o.prefixV6)
+	}
+	if o.synTimeout <= 0 {
+		return nil, fmt.Errorf("%w: invalid --syn-timeout %v: must be positive, such as 10s", errUsage, o.synTimeout)
 	}
 	return o, nil
 }
@@ -118,6 +136,11 @@ func replay(args []string, stdout, stderr io.Writer) error {
 		IdleTTL:  o.idleTTL,
 		ExpTTL:   o.expTTL,
 		MaxFlows: o.maxFlows,
+
+		ServiceTags: o.serviceTags,
+		PrefixV4:    o.prefixV4,
+		PrefixV6:    o.prefixV6,
+		SYNTimeout:  o.synTimeout,
 	}
 	if o.json {
 		cfg.OnSample = func(s capture.Sample) {
@@ -138,21 +161,27 @@ func replay(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	peers := e.Drain(nil)
-	slices.SortFunc(peers, func(a, b capture.PeerStats) int {
-		return cmp.Or(a.Local.Compare(b.Local), a.Remote.Compare(b.Remote))
-	})
+	slices.SortFunc(peers, func(a, b capture.PeerStats) int { return a.PeerKey.Compare(b.PeerKey) })
 	st := e.Stats()
 	if o.json {
 		for _, p := range peers {
-			enc.Encode(jsonPeer{
+			jp := jsonPeer{
 				Type: "peer", Local: p.Local.String(), Remote: p.Remote.String(), Samples: p.Count,
 				MinMs: ms(p.Min), AvgMs: ms(p.SRTT), JitterMs: ms(p.RTTVar),
 				P50Ms: ms(p.P50), P95Ms: ms(p.P95), P99Ms: ms(p.P99), MaxMs: ms(p.Max), LastMs: ms(p.Last),
-			})
+				Retransmits: p.TCP.Retransmits, ConnectionsOpened: p.TCP.Opened, ConnectionsRefused: p.TCP.Refused,
+				ConnectionsTimeouts: p.TCP.Timeouts, ResetsLocal: p.TCP.ResetsLocal, ResetsRemote: p.TCP.ResetsRemote,
+				ZeroWindows: p.TCP.ZeroWindows,
+			}
+			if p.Dir != capture.DirNone {
+				jp.Direction, jp.Port = p.Dir.String(), portString(p.Port)
+			}
+			enc.Encode(jp)
 		}
 		enc.Encode(jsonStats{
 			Type: "stats", Packets: st.Packets, TCPPackets: st.TCPPackets, DecodeErrors: st.DecodeErrors,
 			Flows: st.FlowsCreated, FlowsEvicted: st.FlowsEvicted, Samples: st.Samples, SamplesDiscarded: st.SamplesDiscarded,
+			Copies: st.Copies,
 		})
 		return nil
 	}
@@ -253,19 +282,40 @@ type jsonSample struct {
 	RTTms  float64 `json:"rtt_ms"`
 }
 
+// portString returns a service port as the port: tag has it.
+func portString(p uint32) string {
+	switch p {
+	case 0:
+		return ""
+	case capture.PortOther:
+		return "other"
+	}
+	return fmt.Sprint(p)
+}
+
 type jsonPeer struct {
-	Type     string  `json:"type"`
-	Local    string  `json:"local"`
-	Remote   string  `json:"remote"`
-	Samples  uint64  `json:"samples"`
-	MinMs    float64 `json:"min_ms"`
-	AvgMs    float64 `json:"avg_ms"`
-	JitterMs float64 `json:"jitter_ms"`
-	P50Ms    float64 `json:"p50_ms"`
-	P95Ms    float64 `json:"p95_ms"`
-	P99Ms    float64 `json:"p99_ms"`
-	MaxMs    float64 `json:"max_ms"`
-	LastMs   float64 `json:"last_ms"`
+	Type      string  `json:"type"`
+	Local     string  `json:"local"`
+	Remote    string  `json:"remote"`
+	Direction string  `json:"direction,omitempty"` // with --service-tags
+	Port      string  `json:"port,omitempty"`      // with --service-tags
+	Samples   uint64  `json:"samples"`
+	MinMs     float64 `json:"min_ms"`
+	AvgMs     float64 `json:"avg_ms"`
+	JitterMs  float64 `json:"jitter_ms"`
+	P50Ms     float64 `json:"p50_ms"`
+	P95Ms     float64 `json:"p95_ms"`
+	P99Ms     float64 `json:"p99_ms"`
+	MaxMs     float64 `json:"max_ms"`
+	LastMs    float64 `json:"last_ms"`
+
+	Retransmits         uint64 `json:"retransmits"`
+	ConnectionsOpened   uint64 `json:"connections_opened"`
+	ConnectionsRefused  uint64 `json:"connections_refused"`
+	ConnectionsTimeouts uint64 `json:"connections_timeouts"`
+	ResetsLocal         uint64 `json:"resets_local"`
+	ResetsRemote        uint64 `json:"resets_remote"`
+	ZeroWindows         uint64 `json:"zero_windows"`
 }
 
 type jsonStats struct {
@@ -277,6 +327,7 @@ type jsonStats struct {
 	FlowsEvicted     uint64 `json:"flows_evicted"`
 	Samples          uint64 `json:"samples"`
 	SamplesDiscarded uint64 `json:"samples_discarded"`
+	Copies           uint64 `json:"copies"` // frames that were copies of a segment seen on another device
 }
 
 // printSummary writes the human-readable report.
@@ -286,11 +337,15 @@ func printSummary(w io.Writer, local *capture.LocalSet, peers []capture.PeerStat
 		fmt.Fprintln(w, "no RTT samples: no segment sent by the local side was acknowledged in the capture")
 	} else {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "LOCAL\tREMOTE\tSAMPLES\tMIN\tAVG\tJITTER\tP50\tP95\tP99\tMAX\tLAST\tMETHODS\t")
+		fmt.Fprintln(tw, "LOCAL\tREMOTE\tSAMPLES\tMIN\tAVG\tJITTER\tP50\tP95\tP99\tMAX\tLAST\tMETHODS\tTCP\t")
 		for _, p := range peers {
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
-				p.Local, p.Remote, p.Count, msStr(p.Min), msStr(p.SRTT), msStr(p.RTTVar),
-				msStr(p.P50), msStr(p.P95), msStr(p.P99), msStr(p.Max), msStr(p.Last), methodCounts(p.ByMethod))
+			remote := p.Remote.String()
+			if p.Dir != capture.DirNone {
+				remote += " " + strings.Trim(p.Dir.String()+" "+portString(p.Port), " ")
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
+				p.Local, remote, p.Count, msStr(p.Min), msStr(p.SRTT), msStr(p.RTTVar),
+				msStr(p.P50), msStr(p.P95), msStr(p.P99), msStr(p.Max), msStr(p.Last), methodCounts(p.ByMethod), tcpCounts(p.TCP))
 		}
 		tw.Flush()
 		fmt.Fprintln(w, "\nRTTs in ms. AVG is the smoothed RTT and JITTER the RTT variation (RFC 6298).")
@@ -300,6 +355,26 @@ func printSummary(w io.Writer, local *capture.LocalSet, peers []capture.PeerStat
 }
 
 func msStr(d time.Duration) string { return fmt.Sprintf("%.3f", ms(d)) }
+
+// tcpCounts lists a peer's non-zero TCP counts, or "-".
+func tcpCounts(c capture.TCPCounts) string {
+	var parts []string
+	for _, f := range []struct {
+		name string
+		n    uint64
+	}{
+		{"retransmits", c.Retransmits}, {"opened", c.Opened}, {"refused", c.Refused}, {"timeouts", c.Timeouts},
+		{"resets_local", c.ResetsLocal}, {"resets_remote", c.ResetsRemote}, {"zero_windows", c.ZeroWindows},
+	} {
+		if f.n > 0 {
+			parts = append(parts, fmt.Sprintf("%s=%d", f.name, f.n))
+		}
+	}
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, " ")
+}
 
 func methodCounts(by [capture.NumMethods]uint64) string {
 	var parts []string

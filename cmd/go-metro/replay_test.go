@@ -46,8 +46,9 @@ func TestReplayJSON(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
 	wantKeys := map[string][]string{
 		"sample": {"type", "time", "local", "remote", "method", "rtt_ms"},
-		"peer":   {"type", "local", "remote", "samples", "min_ms", "avg_ms", "jitter_ms", "p50_ms", "p95_ms", "p99_ms", "max_ms", "last_ms"},
-		"stats":  {"type", "packets", "tcp_packets", "decode_errors", "flows", "flows_evicted", "samples", "samples_discarded"},
+		"peer": {"type", "local", "remote", "samples", "min_ms", "avg_ms", "jitter_ms", "p50_ms", "p95_ms", "p99_ms", "max_ms", "last_ms",
+			"retransmits", "connections_opened", "connections_refused", "connections_timeouts", "resets_local", "resets_remote", "zero_windows"},
+		"stats": {"type", "packets", "tcp_packets", "decode_errors", "flows", "flows_evicted", "samples", "samples_discarded", "copies"},
 	}
 	var types []string
 	var samples int
@@ -84,7 +85,7 @@ func TestReplayJSON(t *testing.T) {
 			}
 		case "stats":
 			want := map[string]any{"type": "stats", "packets": 48.0, "tcp_packets": 48.0, "decode_errors": 0.0,
-				"flows": 1.0, "flows_evicted": 0.0, "samples": float64(samples), "samples_discarded": 0.0}
+				"flows": 1.0, "flows_evicted": 0.0, "samples": float64(samples), "samples_discarded": 0.0, "copies": 0.0}
 			if diff := cmp.Diff(want, obj); diff != "" {
 				t.Errorf("stats (-want +got):\n%s", diff)
 			}
@@ -213,5 +214,42 @@ func TestReplayPcapng(t *testing.T) {
 	}
 	if !slices.ContainsFunc(strings.Split(a.String(), "\n"), func(l string) bool { return strings.Contains(l, `"type":"peer"`) }) {
 		t.Errorf("no peer lines:\n%s", a.String())
+	}
+}
+
+// TestReplayGrouping replays with --service-tags and --peer-prefix-v4: the
+// peer records carry the direction and service port, and the remote
+// network.
+func TestReplayGrouping(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"replay", "--json", "--local", "192.0.2.1", "--service-tags", "--peer-prefix-v4", "24",
+		testdata("reqresp_nots_v4.pcap"), testdata("short_conns_v4.pcap")}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	var peers []map[string]any
+	for l := range strings.SplitSeq(strings.TrimSpace(stdout.String()), "\n") {
+		var obj map[string]any
+		if err := json.Unmarshal([]byte(l), &obj); err != nil {
+			t.Fatalf("line %q: %v", l, err)
+		}
+		if obj["type"] == "peer" {
+			peers = append(peers, obj)
+		}
+	}
+	if len(peers) == 0 {
+		t.Fatal("no peer records")
+	}
+	for _, p := range peers {
+		if p["remote"] != "192.0.2.0/24" || p["direction"] != "outbound" || p["port"] == "" || p["port"] == nil {
+			t.Errorf("peer %v: want remote 192.0.2.0/24, direction outbound and the server port", p)
+		}
+	}
+	for _, bad := range [][]string{{"--peer-prefix-v4", "33"}, {"--peer-prefix-v6", "-1"}, {"--syn-timeout", "0s"}} {
+		stderr.Reset()
+		args := append(append([]string{"replay"}, bad...), testdata("reqresp_nots_v4.pcap"))
+		if code := run(args, &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), bad[0]) {
+			t.Errorf("replay %v: exit %d, stderr %q; want a usage error naming %s", bad, code, stderr.String(), bad[0])
+		}
 	}
 }

@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -479,7 +481,7 @@ func startDaemon(t *testing.T, path string, mk func(capture.LiveConfig) *fakeCap
 // onePeer has 192.0.2.1 talking to 192.0.2.2.
 func onePeer(capture.LiveConfig) *fakeCapture {
 	var p capture.PeerStats
-	p.Local, p.Remote = netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2")
+	p.PeerKey = capture.AddrPeer(netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2"))
 	p.Count, p.Last, p.SRTT, p.Min, p.Max, p.P50, p.P95, p.P99 = 4, ms2d(2), ms2d(2), ms2d(1), ms2d(3), ms2d(2), ms2d(3), ms2d(3)
 	return &fakeCapture{peers: []capture.PeerStats{p}}
 }
@@ -594,7 +596,8 @@ func TestRunAgent5File(t *testing.T) {
 		t.Errorf("address %s, log file %q at %v", cfg.addr, cfg.logs.path, cfg.logs.level)
 	}
 	c := cfg.instances[0].chk.Config()
-	want := check.Instance{Interface: "eth0", Tags: []string{"env:prod"}, IPs: []string{"45.33.125.153"}, Hosts: []string{"app.datadoghq.com"}, MinCollectionInterval: 15}
+	want := check.Instance{Interface: "eth0", Tags: []string{"env:prod"}, IPs: []string{"45.33.125.153"}, Hosts: []string{"app.datadoghq.com"}, MinCollectionInterval: 15,
+		MaxPorts: capture.DefaultMaxPorts, Distribution: true, PercentileGauges: true, TCPHealth: true, SYNTimeout: 10}
 	if diff := cmp.Diff(want, c.Instance); diff != "" {
 		t.Errorf("instance (-want +got):\n%s", diff)
 	}
@@ -1021,4 +1024,69 @@ func TestRunFinalRun(t *testing.T) {
 	if lines := l.collect(t, 5*time.Second, sent); !sent(lines) {
 		t.Error("no RTT sent when stopping: the partial interval was lost")
 	}
+}
+
+// TestStatsdSenderDistribution sends the histogram buckets of 1,000
+// samples through DogStatsD and checks that the Agent would count every
+// sample exactly once: the |d lines at sample rate 1 carry as many values
+// as the buckets' counts, each within its bucket. It logs the bytes sent,
+// which the README quotes.
+func TestStatsdSenderDistribution(t *testing.T) {
+	clearDDEnv(t)
+	l, port := listenUDP(t)
+	s, err := newStatsdSender(fmt.Sprintf("127.0.0.1:%d", port), discardLogger(), testStatsdOptions...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	tags := []string{"src:192.0.2.1", "dst:db.example", "iface:eth0"}
+	// 1,000 samples around 20 ms in 1 % bins, as a real interval gives.
+	type bucket struct {
+		lo, hi float64
+		n      int64
+	}
+	var buckets []bucket
+	total := int64(0)
+	for lo := 18.0; total < 1000; lo *= 1.02 {
+		n := min(int64(40+20*math.Sin(lo)), 1000-total)
+		buckets = append(buckets, bucket{lo, lo * 1.02, n})
+		total += n
+	}
+	for _, b := range buckets {
+		s.HistogramBucket(check.MetricRTTDistribution, b.n, b.lo, b.hi, false, "", tags, false)
+	}
+	s.Commit()
+	var values []float64
+	bytes := 0
+	l.collect(t, 5*time.Second, func(lines []string) bool {
+		last := lines[len(lines)-1]
+		bytes += len(last) + 1
+		name, rest, ok := strings.Cut(last, ":")
+		body, meta, ok2 := strings.Cut(rest, "|d|")
+		if !ok || !ok2 || name != check.MetricRTTDistribution || strings.Contains(meta, "@") ||
+			meta != "#"+strings.Join(tags, ",") {
+			t.Fatalf("line %q: want %s:v1:v2...|d|#%s without a sample rate", last, check.MetricRTTDistribution, strings.Join(tags, ","))
+		}
+		for v := range strings.SplitSeq(body, ":") {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("value %q in %q: %v", v, last, err)
+			}
+			values = append(values, f)
+		}
+		return int64(len(values)) >= total
+	})
+	if int64(len(values)) != total {
+		t.Fatalf("%d values received, want %d (one per sample)", len(values), total)
+	}
+	i := 0
+	for _, b := range buckets {
+		for range b.n {
+			if values[i] < b.lo-0.0005 || values[i] > b.hi+0.0005 {
+				t.Fatalf("value %d = %v, outside its bucket [%v, %v]", i, values[i], b.lo, b.hi)
+			}
+			i++
+		}
+	}
+	t.Logf("%d samples in %d buckets: %d bytes of DogStatsD lines (%.1f bytes per sample)", total, len(buckets), bytes, float64(bytes)/float64(total))
 }

@@ -49,6 +49,14 @@ type Impairment struct {
 	Reorder bool
 	// Loss is the probability, between 0 and 1, that a frame is dropped.
 	Loss float64
+	// DropSYNToPort, unless zero, drops every connection request to that
+	// TCP port: an IPv4 or IPv6 segment with SYN set and ACK clear, the
+	// first fragment included. A connect to the port then times out after
+	// the client's SYN retransmissions, while the other segments to the
+	// port, and the SYNs to every other port, pass. Dropped SYNs are counted
+	// in DirectionStats.SYNDropped; they draw nothing from the random
+	// generator, so the fate of the other frames is as without it.
+	DropSYNToPort uint16
 }
 
 // minDelay returns a lower bound of the delay of any frame.
@@ -92,6 +100,11 @@ type DelayLineConfig struct {
 	// into the packet's metadata and takes the frame as untagged, so that it
 	// needs no VLAN device; packet sockets see the tag (TP_STATUS_VLAN_VALID).
 	VLANPriorityTag bool
+	// Bottleneck, if it has a Rate, queues the client-to-server frames in
+	// the server namespace, after the forwarder has delayed them (see
+	// [NetNS.AddIngressBottleneck]): a capture on the client side then sees
+	// the round-trip time grow as the client's window overfills the queue.
+	Bottleneck Bottleneck
 }
 
 // DefaultQueueLen is the QueueLen of a DelayLineConfig that leaves it zero.
@@ -121,6 +134,12 @@ func OpenDelayLine(cfg DelayLineConfig) (*DelayLine, error) {
 	if err := cfg.ServerToClient.validate("ServerToClient"); err != nil {
 		return nil, err
 	}
+	if cfg.Bottleneck != (Bottleneck{}) {
+		if err := cfg.Bottleneck.validate("Bottleneck"); err != nil {
+			return nil, err
+		}
+		cfg.Bottleneck = cfg.Bottleneck.withDefaults()
+	}
 	if cfg.QueueLen < 0 {
 		return nil, fmt.Errorf("invalid `QueueLen` %d: must not be negative", cfg.QueueLen)
 	}
@@ -137,6 +156,11 @@ func OpenDelayLine(cfg DelayLineConfig) (*DelayLine, error) {
 	}
 	if err := p.configure(); err != nil {
 		return nil, errors.Join(err, dev.close(), p.Close())
+	}
+	if cfg.Bottleneck.IsValid() {
+		if err := p.Server.AddIngressBottleneck(p.ServerIf, cfg.Bottleneck); err != nil {
+			return nil, errors.Join(err, dev.close(), p.Close())
+		}
 	}
 	d := &DelayLine{
 		Pair: *p,
@@ -188,6 +212,15 @@ func (d *DelayLine) Stats() (clientToServer, serverToClient DirectionStats) {
 	return d.c2s.stats(), d.s2c.stats()
 }
 
+// BottleneckStats returns the counters of the queue of
+// DelayLineConfig.Bottleneck.
+func (d *DelayLine) BottleneckStats() (BottleneckStats, error) {
+	if !d.cfg.Bottleneck.IsValid() {
+		return BottleneckStats{}, errors.New("delay line has no bottleneck: set DelayLineConfig.Bottleneck")
+	}
+	return d.Server.IngressBottleneckStats(d.ServerIf)
+}
+
 func (d *DelayLine) start(dir *direction, in, out *tapDev) {
 	d.wg.Add(2)
 	go func() {
@@ -206,6 +239,8 @@ type DirectionStats struct {
 	Received uint64
 	// Lost counts the frames dropped on purpose, for Impairment.Loss.
 	Lost uint64
+	// SYNDropped counts the SYNs dropped for Impairment.DropSYNToPort.
+	SYNDropped uint64
 	// Overflow counts the frames dropped because the queue was full.
 	Overflow uint64
 	// Forwarded counts the frames written to the receiving TAP device.
@@ -236,7 +271,7 @@ type direction struct {
 	// priorityTag inserts an 802.1Q priority tag into every frame.
 	priorityTag bool
 
-	received, lost, overflow, forwarded, writeErrors atomic.Uint64
+	received, lost, synDropped, overflow, forwarded, writeErrors atomic.Uint64
 
 	mu       sync.Mutex
 	lateness []time.Duration // ring of the last latenessSamples values
@@ -288,6 +323,9 @@ func (d *direction) readLoop(in *tapDev) {
 		}
 		rx := monoNow()
 		d.received.Add(1)
+		if d.dropSYN(buf[:n]) {
+			continue
+		}
 		release, lost := d.admit(rx)
 		if lost {
 			d.lost.Add(1)
@@ -386,6 +424,7 @@ func (d *direction) stats() DirectionStats {
 	return DirectionStats{
 		Received:       d.received.Load(),
 		Lost:           d.lost.Load(),
+		SYNDropped:     d.synDropped.Load(),
 		Overflow:       d.overflow.Load(),
 		Forwarded:      d.forwarded.Load(),
 		WriteErrors:    d.writeErrors.Load(),

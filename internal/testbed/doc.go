@@ -9,7 +9,12 @@
 // of the CI machines has no netem qdisc, hence the userspace forwarder; its
 // writers sleep with clock_nanosleep on locked OS threads, so that frames are
 // released about 0.1 ms after their due time rather than the several
-// milliseconds that Go timers can add.
+// milliseconds that Go timers can add. A delay line can also drop every
+// SYN to one port (Impairment.DropSYNToPort), so that connects to it time
+// out, and queue the client's frames behind it in a rate-limited
+// [Bottleneck] in the server namespace (tbf on an ifb device, as the kernel
+// has no netem), so that a capture on the client side sees the round-trip
+// time grow while the queue fills.
 //
 // Helpers that take a [testing.TB] skip the test without privileges (see
 // [RequireRoot]) and register cleanups that remove every namespace they
@@ -20,8 +25,10 @@
 // [OpenDelayLine], and close what they open.
 //
 // Traffic generators ([Bulk], [RequestResponse], [ShortConnections],
-// [SlowSender]) run a server in one namespace and a client in the other, and
-// are bounded in count and time.
+// [SlowSender], [Upload], [StallingReader], [Resets]) run a server in one
+// namespace and a client in the other, and are bounded in count and time;
+// [Connects] makes connects that a test expects to be refused or to time
+// out.
 //
 // Timing tests compare go-metro with a reference from the same frames:
 // [TrackRetransmissions] opens a packet socket of its own on the captured
@@ -36,6 +43,6 @@
 // the reference; [Pair.BridgeClient] puts the client behind a bridge.
 //
 // Everything here needs Linux, root (or CAP_NET_ADMIN and CAP_SYS_ADMIN) and
-// iproute2; [Ping] also needs iputils ping. On other systems the functions
+// iproute2 (ip, and tc for a Bottleneck); [Ping] also needs iputils ping. On other systems the functions
 // return an error that wraps [ErrNotSupported].
 package testbed

@@ -171,10 +171,15 @@ func (n *NetNS) ListenPacket(ctx context.Context, network, address string) (net.
 // literal IP address and port, because a host name would be resolved on other
 // threads, outside the namespace.
 func (n *NetNS) Dial(ctx context.Context, network, address string) (net.Conn, error) {
+	return n.dial(ctx, new(net.Dialer), network, address)
+}
+
+// dial is Dial with the dialer d.
+func (n *NetNS) dial(ctx context.Context, d *net.Dialer, network, address string) (net.Conn, error) {
 	var c net.Conn
 	err := n.Do(func() error {
 		var err error
-		c, err = new(net.Dialer).DialContext(ctx, network, address)
+		c, err = d.DialContext(ctx, network, address)
 		return err
 	})
 	return c, err

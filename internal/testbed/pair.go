@@ -46,6 +46,15 @@ func (p *Pair) Close() error {
 type Path struct {
 	Client, Server *NetNS
 	Dst            netip.Addr
+	// CongestionControl, if not empty, is the congestion control algorithm
+	// of the client's sockets (TCP_CONGESTION, Linux only), for example
+	// "cubic" where the namespaces default to "bbr". A namespace's default
+	// can only be one of net.ipv4.tcp_allowed_congestion_control; a socket
+	// of root's can be any the kernel has.
+	CongestionControl string
+	// Port, if not 0, is the port the server listens on; 0 takes an
+	// ephemeral one.
+	Port uint16
 }
 
 // String describes the path, for logs.

@@ -58,13 +58,8 @@ func BulkPaced(ctx context.Context, p Path, cfg BulkConfig) error {
 				return err
 			}
 		}
-		buf := make([]byte, 32<<10)
-		for left := n; left > 0; {
-			m, err := c.Write(buf[:min(left, int64(len(buf)))])
-			if err != nil {
-				return fmt.Errorf("write: %w", err)
-			}
-			left -= int64(m)
+		if err := writeZeros(c, n); err != nil {
+			return err
 		}
 		return closeAndCheckCount(c, n)
 	})
@@ -232,6 +227,70 @@ func SlowSender(ctx context.Context, p Path, cfg SlowSenderConfig) error {
 	return nil
 }
 
+// UploadConfig configures [Upload].
+type UploadConfig struct {
+	// Exchanges is the number of request/response exchanges before the
+	// upload, as a file-copy protocol's handshake makes (scp over SSH makes
+	// about six). Between 0 and 100000.
+	Exchanges int
+	// ExchangeSize is the size in bytes of each request and response of
+	// the exchanges. Zero means 512.
+	ExchangeSize int
+	// Bytes is the size of the upload, between 1 and 1 GiB.
+	Bytes int64
+}
+
+// Upload copies a file the way scp does, over one TCP connection: the client
+// and the server first make cfg.Exchanges exchanges, then the client sends
+// cfg.Bytes bytes, shuts down its sending side, and reads the byte count the
+// server answers with, as for [Bulk].
+func Upload(ctx context.Context, p Path, cfg UploadConfig) error {
+	if cfg.ExchangeSize == 0 {
+		cfg.ExchangeSize = 512
+	}
+	switch {
+	case cfg.Exchanges < 0 || cfg.Exchanges > maxCount:
+		return fmt.Errorf("upload: invalid `Exchanges` %d: must be between 0 and %d", cfg.Exchanges, maxCount)
+	case cfg.ExchangeSize < 1 || cfg.ExchangeSize > maxMsgSize:
+		return fmt.Errorf("upload: invalid `ExchangeSize` %d: must be between 1 and %d", cfg.ExchangeSize, maxMsgSize)
+	case cfg.Bytes < 1 || cfg.Bytes > maxBulkBytes:
+		return fmt.Errorf("upload: invalid `Bytes` %d: must be between 1 and %d", cfg.Bytes, maxBulkBytes)
+	}
+	rr := RequestResponseConfig{RequestSize: cfg.ExchangeSize, ResponseSize: cfg.ExchangeSize}
+	handle := func(c net.Conn) error {
+		req, resp := make([]byte, rr.RequestSize), make([]byte, rr.ResponseSize)
+		for i := range cfg.Exchanges {
+			if _, err := io.ReadFull(c, req); err != nil {
+				return fmt.Errorf("read request %d: %w", i+1, err)
+			}
+			if _, err := c.Write(resp); err != nil {
+				return fmt.Errorf("write response %d: %w", i+1, err)
+			}
+		}
+		return countBytes(c)
+	}
+	err := run(ctx, p, 1, handle, func(ctx context.Context, dial dialFunc) error {
+		c, err := dial(ctx)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		for i := range cfg.Exchanges {
+			if err := exchange(c, rr); err != nil {
+				return fmt.Errorf("exchange %d: %w", i+1, err)
+			}
+		}
+		if err := writeZeros(c, cfg.Bytes); err != nil {
+			return err
+		}
+		return closeAndCheckCount(c, cfg.Bytes)
+	})
+	if err != nil {
+		return fmt.Errorf("upload %d bytes to %s: %w", cfg.Bytes, p.Dst, err)
+	}
+	return nil
+}
+
 // dialFunc opens a connection from the client namespace to the server.
 type dialFunc func(context.Context) (net.Conn, error)
 
@@ -239,6 +298,11 @@ type dialFunc func(context.Context) (net.Conn, error)
 // handles each with handle, runs client in p.Client, and waits for both. All
 // connections get the deadline of ctx, or DefaultTrafficTimeout.
 func run(ctx context.Context, p Path, conns int, handle func(net.Conn) error, client func(context.Context, dialFunc) error) error {
+	return runListen(ctx, p, new(net.ListenConfig), conns, handle, client)
+}
+
+// runListen is run with a server that listens with lc.
+func runListen(ctx context.Context, p Path, lc *net.ListenConfig, conns int, handle func(net.Conn) error, client func(context.Context, dialFunc) error) error {
 	if p.Client == nil || p.Server == nil || !p.Dst.IsValid() {
 		return errors.New("incomplete path: need Client, Server and Dst")
 	}
@@ -251,7 +315,12 @@ func run(ctx context.Context, p Path, conns int, handle func(net.Conn) error, cl
 	defer cancel()
 	deadline, _ := ctx.Deadline()
 
-	ln, err := p.Server.Listen(ctx, "tcp", netip.AddrPortFrom(p.Dst, 0).String())
+	var ln net.Listener
+	err := p.Server.Do(func() error {
+		var err error
+		ln, err = lc.Listen(ctx, "tcp", netip.AddrPortFrom(p.Dst, p.Port).String())
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("listen in netns %q: %w", p.Server.Name(), err)
 	}
@@ -294,8 +363,12 @@ func run(ctx context.Context, p Path, conns int, handle func(net.Conn) error, cl
 		}
 	})
 
+	dialer := new(net.Dialer)
+	if p.CongestionControl != "" {
+		dialer.Control = congestionControlControl(p.CongestionControl)
+	}
 	dial := func(ctx context.Context) (net.Conn, error) {
-		c, err := p.Client.Dial(ctx, "tcp", addr)
+		c, err := p.Client.dial(ctx, dialer, "tcp", addr)
 		if err != nil {
 			return nil, fmt.Errorf("dial from netns %q: %w", p.Client.Name(), err)
 		}
@@ -312,12 +385,31 @@ func run(ctx context.Context, p Path, conns int, handle func(net.Conn) error, cl
 // countBytes reads until EOF, then writes the number of bytes read as 8
 // bytes, big endian.
 func countBytes(c net.Conn) error {
+	return countBytesFrom(c, 0)
+}
+
+// countBytesFrom is countBytes for a connection of which read bytes were
+// already read.
+func countBytesFrom(c net.Conn, read int64) error {
 	n, err := io.Copy(io.Discard, c)
 	if err != nil {
 		return fmt.Errorf("read: %w", err)
 	}
-	if _, err := c.Write(binary.BigEndian.AppendUint64(nil, uint64(n))); err != nil {
+	if _, err := c.Write(binary.BigEndian.AppendUint64(nil, uint64(read+n))); err != nil {
 		return fmt.Errorf("write count: %w", err)
+	}
+	return nil
+}
+
+// writeZeros writes n zero bytes to c, 32 KiB at a time.
+func writeZeros(c net.Conn, n int64) error {
+	buf := make([]byte, 32<<10)
+	for left := n; left > 0; {
+		m, err := c.Write(buf[:min(left, int64(len(buf)))])
+		if err != nil {
+			return fmt.Errorf("write: %w", err)
+		}
+		left -= int64(m)
 	}
 	return nil
 }
