@@ -252,11 +252,12 @@ func (b *bench) measure(tb testing.TB, traffic func(ctx context.Context, p testb
 // The RTTs must be equal: both are differences of the same two kernel
 // timestamps, if the check timed the segment the reference did. Behind a
 // bridge, a segment the client sends has two timestamps, one per device,
-// a few microseconds apart, so there they must agree within sameSlack.
+// a few microseconds apart, so there they must agree within
+// testbed.BridgeSlack.
 func (b *bench) compare(m *measurement) {
-	slack := time.Duration(0)
+	var slack testbed.Slack
 	if len(b.others) > 0 {
-		slack = sameSlack
+		slack = testbed.BridgeSlack
 	}
 	ms := make([]testbed.Measured, len(m.Samples))
 	for i, s := range m.Samples {
@@ -265,10 +266,6 @@ func (b *bench) compare(m *measurement) {
 	c := m.Ref.Compare(ms, slack)
 	m.Agree, m.Same, m.Differ = c.Agree, c.Same, c.Differ
 }
-
-// sameSlack is how far a sample may be from the reference's of the same
-// ACK on a bench behind a bridge (see compare).
-const sameSlack = 50 * time.Microsecond
 
 // pairing checks a sample against the frames of the bench's trackers, and
 // returns what is wrong with it for the first, or "" if one pairs it.

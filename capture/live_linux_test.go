@@ -116,7 +116,8 @@ var sparsePatterns = map[string]bool{"reqresp": true, "short-conns": true}
 // interface (testbed.RetransTracker) sees every frame with the kernel
 // timestamp the capture reads. Every sample must be the reference's sample
 // of the same ACK, to the nanosecond (on a veth device, which stamps a
-// frame it receives once per socket, to 10 µs); on request/response and short
+// frame it receives once per socket, see testbed.VethSlack); on
+// request/response and short
 // connections, the samples must be exactly the reference's; and the median
 // must be within max(0.5 ms, 3 %) of the reference's median of the same
 // ACKs. In a bulk transfer go-metro times a subset of the ACKs by design
@@ -126,11 +127,10 @@ func TestLiveRTT(t *testing.T) {
 	for _, topo := range []string{"veth", "delayline-5ms"} {
 		t.Run(topo, func(t *testing.T) {
 			var pair *testbed.Pair
-			slack := time.Duration(0) // a TAP device stamps each frame once
+			var slack testbed.Slack // a TAP device stamps each frame once
 			if topo == "veth" {
 				pair = testbed.NewVethPair(t)
-				// A veth device stamps a frame it receives once per socket.
-				slack = 10 * time.Microsecond
+				slack = testbed.VethSlack
 			} else {
 				dl := testbed.NewDelayLine(t, testbed.DelayLineConfig{
 					ClientToServer: testbed.Impairment{Delay: 5 * time.Millisecond},

@@ -212,7 +212,7 @@ func TestRecordedRTT(t *testing.T) {
 				byMethod[s.Method] = append(byMethod[s.Method], s.RTT)
 				ms = append(ms, testbed.Measured{Time: s.Time, RTT: s.RTT, Method: s.Method.String()})
 			}
-			c := ref.Compare(ms, 0)
+			c := ref.Compare(ms, testbed.Slack{})
 			for _, why := range c.Differ {
 				t.Errorf("unlike the reference: %s", why)
 			}

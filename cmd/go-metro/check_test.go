@@ -652,14 +652,14 @@ func checkWithTraffic(t *testing.T, pair *testbed.Pair, args ...string) (string,
 // statistic that go-metro reports of the traffic lies, if each of its
 // samples is one of the reference's (testbed.RefSamples.Envelope): the
 // reference reads the same veth device, which stamps a frame it receives
-// once per socket, up to a few microseconds apart. A busy machine
+// once per socket (testbed.VethSlack). A busy machine
 // lengthens the reference's RTTs as much as go-metro's.
 func vethEnvelope(t *testing.T, ref testbed.RefSamples) (lo, hi float64) {
 	t.Helper()
 	if len(ref) == 0 {
 		t.Fatal("the reference has no sample of the traffic")
 	}
-	l, h := ref.Envelope(10 * time.Microsecond)
+	l, h := ref.Envelope(testbed.VethSlack.Answer)
 	t.Logf("reference: %d samples %v, median %v, envelope [%v, %v]", len(ref), ref.Counts(), ref.Median(), l, h)
 	return float64(l) / float64(time.Millisecond), float64(h) / float64(time.Millisecond)
 }

@@ -438,16 +438,37 @@ type Comparison struct {
 	Differ []string
 }
 
+// Slack is how far go-metro's timestamps of a frame may be from the
+// reference's, for [RefSamples.Compare]: 0 where the capture and the
+// reference read a device whose kernel timestamps they share to the
+// nanosecond, as on a TAP device.
+type Slack struct {
+	// Sent is for the segments the host sent. A bridge and its port stamp
+	// a frame the host sends once each, a few microseconds apart.
+	Sent time.Duration
+	// Answer is for the segments it received. A veth device stamps a frame
+	// it receives from another namespace once per socket, as it reaches
+	// each (the frame keeps the sender's departure time, which no packet
+	// socket reads): a few hundred nanoseconds apart, more on a busy
+	// machine.
+	Answer time.Duration
+}
+
+// VethSlack is the Slack of a veth device: its sent frames are stamped
+// once, its received frames once per socket, at most a millisecond apart
+// unless the machine stalls.
+var VethSlack = Slack{Answer: time.Millisecond}
+
+// BridgeSlack is the Slack of a bridge and its port, each of which stamps
+// a frame the host sends.
+var BridgeSlack = Slack{Sent: 50 * time.Microsecond}
+
 // Compare pairs each sample with the reference's sample of the same ACK
 // and method, if there is one: the one whose answering frame has the
-// sample's timestamp, within slack (the nearest, and of those the nearest
-// in the time of the segment timed). They agree if their timed segments'
-// timestamps are within slack too. slack is 0 where the capture and the
-// reference read a device whose kernel timestamps they share to the
-// nanosecond, as on a TAP device; a veth device stamps the frames it
-// receives once per socket, a few hundred nanoseconds apart, and a bridge
-// and its port stamp the frames they send once each.
-func (s RefSamples) Compare(samples []Measured, slack time.Duration) Comparison {
+// sample's timestamp, within slack.Answer, and of those the nearest, in
+// the time of the answer plus that of the segment timed. They agree if
+// their timed segments' timestamps are within slack.Sent.
+func (s RefSamples) Compare(samples []Measured, slack Slack) Comparison {
 	byMethod := map[string]RefSamples{}
 	for _, r := range s {
 		byMethod[r.Method.String()] = append(byMethod[r.Method.String()], r)
@@ -459,9 +480,9 @@ func (s RefSamples) Compare(samples []Measured, slack time.Duration) Comparison 
 	for i, m := range samples {
 		rs := byMethod[m.Method]
 		sent := m.Time.Add(-m.RTT)
-		j, _ := slices.BinarySearchFunc(rs, m.Time.Add(-slack), func(r RefSample, t time.Time) int { return r.Time.Compare(t) })
+		j, _ := slices.BinarySearchFunc(rs, m.Time.Add(-slack.Answer), func(r RefSample, t time.Time) int { return r.Time.Compare(t) })
 		best, bestD := -1, time.Duration(math.MaxInt64)
-		for ; j < len(rs) && !rs[j].Time.After(m.Time.Add(slack)); j++ {
+		for ; j < len(rs) && !rs[j].Time.After(m.Time.Add(slack.Answer)); j++ {
 			if d := rs[j].Time.Sub(m.Time).Abs() + rs[j].Sent.Sub(sent).Abs(); d < bestD {
 				best, bestD = j, d
 			}
@@ -470,7 +491,7 @@ func (s RefSamples) Compare(samples []Measured, slack time.Duration) Comparison 
 			continue
 		}
 		r := rs[best]
-		if r.Sent.Sub(sent).Abs() > slack {
+		if r.Sent.Sub(sent).Abs() > slack.Sent {
 			c.Differ = append(c.Differ, fmt.Sprintf("%s sample %v at %s: the reference measured %v for the same ACK",
 				m.Method, m.RTT, m.Time.Format("15:04:05.000000"), r.RTT))
 			continue
