@@ -344,7 +344,7 @@ func markdown(rows []result, runtime time.Duration) string {
 	fmt.Fprintf(&b, "%d of %d samples were paired with the segment they timed and the segment that answered it, by the frames an independent packet socket saw, and %d were the reference's sample of the same ACK, to the nanosecond (to 50 µs behind the bridge, whose two devices stamp a frame apart); the reference took %d samples from those frames. On every pattern but bulk, the check timed exactly the ACKs the reference timed. The median is asserted within max(0.5 ms, 3 %%) in every row, the p95 within the jitter plus max(1 ms, 5 %%) in every row of at least %d samples but the lossy ones; † marks a p95 beyond that where it is only reported. ↻ marks a pattern run again after a miss. The suite took %.0f s.\n",
 		paired, samples, same, refSamples, p95MinSamples, runtime.Seconds())
 	if len(known) > 0 {
-		b.WriteString("\n‡ Not asserted until the engine counts each segment once (anyBridgeRow in accuracy/bridge_linux_test.go):\n\n")
+		b.WriteString("\n‡ Reported, not asserted (anyBridgeRow in accuracy/bridge_linux_test.go is false):\n\n")
 		for _, k := range known {
 			b.WriteString("- " + k + "\n")
 		}
