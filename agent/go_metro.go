@@ -6,10 +6,11 @@
 // This file is a template kept in the go-metro repository as
 // agent/go_metro.go. agent/install.sh copies it, without the build
 // constraint above, to pkg/collector/corechecks/net/gometro/gometro.go in a
-// datadog-agent checkout and registers Factory in
-// pkg/commonchecks/corechecks.go. The constraint keeps it out of go-metro's
-// own build, because the Agent's root module is not a library. Edit it here
-// and run install.sh again.
+// datadog-agent checkout, registers Factory in
+// pkg/commonchecks/corechecks.go, and writes the go_library of this file
+// (BUILD.bazel, whose deps are the imports below). The constraint keeps it
+// out of go-metro's own build, because the Agent's root module is not a
+// library. Edit it here and run install.sh again.
 //
 // It targets the Go check API of Agent 7.85 (the Agent's Go modules at
 // v0.85.1; datadog-agent main in May 2026), the API since Agent 7.78.0,

@@ -3,10 +3,17 @@ package agent_test
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"go/format"
+	"go/parser"
+	"go/token"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -14,11 +21,15 @@ import (
 )
 
 const (
-	module        = "github.com/go-metro/go-metro"
-	adapterRel    = "pkg/collector/corechecks/net/gometro/gometro.go"
-	registryRel   = "pkg/commonchecks/corechecks.go"
-	adapterImport = "\t\"github.com/DataDog/datadog-agent/pkg/collector/corechecks/net/gometro\"\n"
-	registerCall  = "\tcorecheckLoader.RegisterCheck(gometro.CheckName, gometro.Factory())\n"
+	module           = "github.com/go-metro/go-metro"
+	adapterRel       = "pkg/collector/corechecks/net/gometro/gometro.go"
+	registryRel      = "pkg/commonchecks/corechecks.go"
+	adapterImport    = "\t\"github.com/DataDog/datadog-agent/pkg/collector/corechecks/net/gometro\"\n"
+	registerCall     = "\tcorecheckLoader.RegisterCheck(gometro.CheckName, gometro.Factory())\n"
+	buildRel         = "pkg/collector/corechecks/net/gometro/BUILD.bazel"
+	registryBuildRel = "pkg/commonchecks/BUILD.bazel"
+	gometroTarget    = "//pkg/collector/corechecks/net/gometro"
+	exampleRel       = "cmd/agent/dist/conf.d/go_metro.d/conf.yaml.example"
 )
 
 // TestAdapterSource checks agent/go_metro.go, which cannot be compiled
@@ -44,20 +55,28 @@ func TestAdapterSource(t *testing.T) {
 // TestInstall runs install.sh twice on a fake datadog-agent checkout
 // (testdata/fakeagent) and checks the files it writes, that the second run
 // changes nothing, and that the result builds and vets against the stubs of
-// the Agent's API: the adapter's signatures match theirs.
+// the Agent's API: the adapter's signatures match theirs. Then it runs the
+// installed adapter against the stubs (testdata/gometro_test.go).
 func TestInstall(t *testing.T) {
 	tests := []struct {
 		name     string
 		provider bool // the checkout's Configure takes the config provider (Agent 7.78+)
+		bazel    bool // the checkout has BUILD.bazel files
 	}{
-		{name: "current", provider: true},
-		{name: "before-7.78", provider: false},
+		{name: "current", provider: true, bazel: true},
+		{name: "before-7.78", provider: false, bazel: true},
+		{name: "without-bazel", provider: true, bazel: false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			requireTools(t)
 			repo := repoRoot(t)
 			agent := fakeCheckout(t, tt.provider)
+			if !tt.bazel {
+				remove(t, filepath.Join(agent, registryBuildRel))
+				remove(t, filepath.Join(agent, "pkg/collector/corechecks/net/ntp/BUILD.bazel"))
+			}
+			registryBuild, _ := os.ReadFile(filepath.Join(agent, registryBuildRel))
 
 			runInstall(t, agent)
 			first := snapshot(t, agent)
@@ -69,6 +88,13 @@ func TestInstall(t *testing.T) {
 			checkAdapter(t, repo, first[adapterRel], tt.provider)
 			checkRegistry(t, first[registryRel])
 			checkGoMod(t, agent, repo)
+			checkExample(t, repo, first[exampleRel])
+			if tt.bazel {
+				checkBuild(t, agent, first[adapterRel], first[buildRel])
+				checkRegistryBuild(t, string(registryBuild), first[registryBuildRel])
+			} else if _, ok := first[buildRel]; ok {
+				t.Errorf("install.sh wrote %s in a checkout without BUILD.bazel files", buildRel)
+			}
 
 			// The installed adapter compiles against the stubs, and the
 			// registration compiles with it.
@@ -79,6 +105,14 @@ func TestInstall(t *testing.T) {
 			checkRegistry(t, readFile(t, filepath.Join(agent, registryRel)))
 			checkGoMod(t, agent, repo)
 			goCmd(t, agent, "build", "./...")
+
+			// The adapter runs: registered, configured, one run, cancel.
+			test := readFile(t, "testdata/gometro_test.go")
+			if !tt.provider {
+				test = strings.Replace(test, ", source, provider)", ", source)", 1)
+			}
+			writeFile(t, filepath.Join(agent, filepath.Dir(adapterRel), "gometro_test.go"), test)
+			goCmd(t, agent, "test", "-count=1", "./"+filepath.Dir(adapterRel))
 		})
 	}
 }
@@ -131,6 +165,14 @@ func TestInstallRejects(t *testing.T) {
 			},
 			want: "CommonConfigure takes the config digest",
 		},
+		{
+			name: "BUILD.bazel without deps",
+			spoil: func(t *testing.T, dir string) {
+				p := filepath.Join(dir, registryBuildRel)
+				writeFile(t, p, strings.Replace(readFile(t, p), "    deps = [\n", "    deps = DEPS + [\n", 1))
+			},
+			want: "pkg/commonchecks/BUILD.bazel: found no deps list in its go_library: add \"//pkg/collector/corechecks/net/gometro\" to it by hand",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -139,6 +181,7 @@ func TestInstallRejects(t *testing.T) {
 			tt.spoil(t, agent)
 			goMod, _ := os.ReadFile(filepath.Join(agent, "go.mod"))
 			registry, _ := os.ReadFile(filepath.Join(agent, registryRel))
+			registryBuild, _ := os.ReadFile(filepath.Join(agent, registryBuildRel))
 			out, err := install(agent)
 			if err == nil {
 				t.Fatalf("install.sh succeeded, want an error containing %q; output:\n%s", tt.want, out)
@@ -146,14 +189,19 @@ func TestInstallRejects(t *testing.T) {
 			if !strings.Contains(out, tt.want) {
 				t.Errorf("install.sh output does not contain %q:\n%s", tt.want, out)
 			}
-			if _, err := os.Stat(filepath.Join(agent, adapterRel)); err == nil {
-				t.Errorf("install.sh wrote %s before failing", adapterRel)
+			for _, rel := range []string{adapterRel, buildRel, exampleRel} {
+				if _, err := os.Stat(filepath.Join(agent, rel)); err == nil {
+					t.Errorf("install.sh wrote %s before failing", rel)
+				}
 			}
 			if got, _ := os.ReadFile(filepath.Join(agent, "go.mod")); !bytes.Equal(got, goMod) {
 				t.Errorf("install.sh changed go.mod before failing:\n%s", got)
 			}
 			if got, _ := os.ReadFile(filepath.Join(agent, registryRel)); !bytes.Equal(got, registry) {
 				t.Errorf("install.sh changed %s before failing", registryRel)
+			}
+			if got, _ := os.ReadFile(filepath.Join(agent, registryBuildRel)); !bytes.Equal(got, registryBuild) {
+				t.Errorf("install.sh changed %s before failing", registryBuildRel)
 			}
 		})
 	}
@@ -223,12 +271,19 @@ func runInstall(tb testing.TB, agent string) {
 	}
 }
 
-// snapshot returns the files install.sh writes.
+// snapshot returns the files install.sh writes, those that exist.
 func snapshot(tb testing.TB, agent string) map[string]string {
 	tb.Helper()
 	files := map[string]string{}
-	for _, rel := range []string{adapterRel, registryRel, "go.mod"} {
-		files[rel] = readFile(tb, filepath.Join(agent, rel))
+	for _, rel := range []string{adapterRel, registryRel, "go.mod", buildRel, registryBuildRel, exampleRel} {
+		b, err := os.ReadFile(filepath.Join(agent, rel))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			tb.Fatal(err)
+		}
+		files[rel] = string(b)
 	}
 	return files
 }
@@ -281,6 +336,101 @@ func checkRegistry(tb testing.TB, got string) {
 	}
 }
 
+// checkExample checks that the Agent ships conf.d/go_metro.d/conf.yaml.example
+// as it is, as an example: a conf.yaml.default would make every Agent run
+// the check.
+func checkExample(tb testing.TB, repo, got string) {
+	tb.Helper()
+	if diff := cmp.Diff(readFile(tb, filepath.Join(repo, "conf.d/go_metro.d/conf.yaml.example")), got); diff != "" {
+		tb.Errorf("%s (-want +got):\n%s", exampleRel, diff)
+	}
+}
+
+// checkBuild checks the go_library that install.sh writes for the adapter:
+// modeled on net/ntp's, with a dep for each of the adapter's imports (the
+// Agent's packages as labels of this checkout, go-metro's as the external
+// repository that gazelle's go_deps names com_github_go_metro_go_metro).
+func checkBuild(tb testing.TB, agent, adapter, got string) {
+	tb.Helper()
+	f, err := parser.ParseFile(token.NewFileSet(), "gometro.go", adapter, parser.ImportsOnly)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var deps []string
+	for _, imp := range f.Imports {
+		path, _ := strconv.Unquote(imp.Path.Value)
+		if rel, ok := strings.CutPrefix(path, "github.com/DataDog/datadog-agent/"); ok {
+			deps = append(deps, "//"+rel)
+			if _, err := os.Stat(filepath.Join(agent, rel)); err != nil {
+				tb.Errorf("the adapter imports %s, which is not a package of the checkout: %v", path, err)
+			}
+		} else if rel, ok := strings.CutPrefix(path, module+"/"); ok {
+			deps = append(deps, "@com_github_go_metro_go_metro//"+rel)
+		}
+	}
+	slices.Sort(deps)
+	want := []string{
+		"//comp/core/autodiscovery/integration",
+		"//pkg/aggregator/sender",
+		"//pkg/collector/check",
+		"//pkg/collector/corechecks",
+		"//pkg/util/log",
+		"//pkg/util/option",
+		"@com_github_go_metro_go_metro//check",
+	}
+	if diff := cmp.Diff(want, deps); diff != "" {
+		tb.Errorf("the adapter's imports, as Bazel labels (-want +got):\n%s", diff)
+	}
+	var b strings.Builder
+	b.WriteString(`load("@rules_go//go:def.bzl", "go_library")
+
+go_library(
+    name = "gometro",
+    srcs = ["gometro.go"],
+    importpath = "github.com/DataDog/datadog-agent/pkg/collector/corechecks/net/gometro",
+    visibility = ["//visibility:public"],
+    deps = [
+`)
+	for _, d := range want {
+		fmt.Fprintf(&b, "        %q,\n", d)
+	}
+	b.WriteString("    ],\n)\n")
+	header, body, _ := strings.Cut(got, "\n")
+	if !strings.HasPrefix(header, "# ") || !strings.Contains(header, "install.sh") {
+		tb.Errorf("%s does not start with a comment that names install.sh:\n%s", buildRel, got)
+	}
+	if diff := cmp.Diff(b.String(), body); diff != "" {
+		tb.Errorf("%s (-want +got):\n%s", buildRel, diff)
+	}
+}
+
+// checkRegistryBuild checks that install.sh added the adapter's target to
+// the deps of pkg/commonchecks' go_library, once, in its sorted place, and
+// changed nothing else.
+func checkRegistryBuild(tb testing.TB, before, got string) {
+	tb.Helper()
+	entry := "        \"" + gometroTarget + "\",\n"
+	if n := strings.Count(got, entry); n != 1 {
+		tb.Errorf("%s lists %s %d times, want 1:\n%s", registryBuildRel, gometroTarget, n, got)
+	}
+	lib, _, _ := strings.Cut(got, "\n)\n")
+	_, deps, _ := strings.Cut(lib, "    deps = [\n")
+	deps, _, _ = strings.Cut(deps, "    ],")
+	if !strings.Contains(deps, entry) {
+		tb.Errorf("%s: %s is not in the deps of the go_library:\n%s", registryBuildRel, gometroTarget, got)
+	}
+	var labels []string
+	for _, l := range strings.Split(strings.TrimSpace(deps), "\n") {
+		labels = append(labels, strings.Trim(strings.TrimSpace(l), `",`))
+	}
+	if !slices.IsSorted(labels) {
+		tb.Errorf("%s: the deps of the go_library are not sorted:\n%s", registryBuildRel, deps)
+	}
+	if diff := cmp.Diff(before, strings.Replace(got, entry, "", 1)); diff != "" {
+		tb.Errorf("%s changed beyond the added dep (-before +after):\n%s", registryBuildRel, diff)
+	}
+}
+
 // checkGoMod checks that go.mod requires go-metro v0.0.0 once and replaces
 // it once, with the repository.
 func checkGoMod(tb testing.TB, agent, repo string) {
@@ -324,18 +474,22 @@ func sameFile(tb testing.TB, path, repo string) string {
 	return path
 }
 
-// goCmd runs go in dir, offline: everything it needs is in the module
-// cache once this module's tests are built.
+// goCmd runs go in dir. It downloads what the fake checkout needs that the
+// module cache lacks (go-metro's dependencies, the go.mod files of their
+// requirements) through the environment's GOPROXY, so that it works with an
+// empty module cache; GOFLAGS from the environment (-modcacherw, say) is
+// kept.
 func goCmd(tb testing.TB, dir string, args ...string) string {
 	tb.Helper()
 	cmd := exec.Command("go", args...)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod -buildvcs=false", "GOPROXY=off", "GOWORK=off", "GOTOOLCHAIN=local")
+	goflags := strings.TrimSpace(os.Getenv("GOFLAGS") + " -mod=mod -buildvcs=false")
+	cmd.Env = append(os.Environ(), "GOFLAGS="+goflags, "GOWORK=off", "GOTOOLCHAIN=local")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		tb.Fatalf("go %s in %s: %v\n%s", strings.Join(args, " "), dir, err, stderr.String())
+		tb.Fatalf("go %s in %s: %v\n%s%s", strings.Join(args, " "), dir, err, out, stderr.String())
 	}
 	return string(out)
 }

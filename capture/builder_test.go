@@ -15,8 +15,9 @@ type tseg struct {
 	src, dst        netip.AddrPort
 	seq, ack        uint32
 	flags           uint8
-	win             uint16
-	payload         int // payload bytes (zeros)
+	win             uint16 // 0 means 65535; see zeroWin
+	zeroWin         bool   // advertise a zero window (win 0)
+	payload         int    // payload bytes (zeros)
 	ts              bool
 	tsval, tsecr    uint32
 	mss             uint16
@@ -44,7 +45,7 @@ func buildIP(tb testing.TB, s tseg) []byte {
 	tcp[12] = byte(doff/4) << 4
 	tcp[13] = s.flags
 	win := s.win
-	if win == 0 {
+	if win == 0 && !s.zeroWin {
 		win = 65535
 	}
 	binary.BigEndian.PutUint16(tcp[14:], win)

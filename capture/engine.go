@@ -101,6 +101,7 @@ type Stats struct {
 	Copies           uint64 // frames that were copies of a segment already seen on another device
 	ClockSteps       uint64 // steps of the wall clock detected
 	PortsFolded      uint64 // series folded into port:other because their peer had MaxPorts ports
+	CountsDropped    uint64 // TCP counts (TCPCounts) not kept: of a new peer beyond MaxPeers
 }
 
 // sweepEvery is how often, in capture time, Process expires flows and
@@ -124,6 +125,8 @@ type Engine struct {
 	prefix6  int
 	service  bool
 	ephem    [2]uint16
+	counts   bool  // the TCP counts are on
+	synTTL   int64 // SYNTimeout
 
 	flows     *flowTable
 	agg       *aggregator
@@ -146,8 +149,14 @@ type Engine struct {
 	namesSeen  *Peers
 	groupGen   uint32 // bumped when the host names change
 
+	// syns are the connections the local side is opening, in the order
+	// of their first SYN, for the SYN timeout (see checkSYNs).
+	syns     []pendingSYN
+	synsHead int
+
 	packets, tcpPackets, decodeErrors atomic.Uint64
 	samples, discarded, copies, steps atomic.Uint64
+	countsDropped                     atomic.Uint64
 }
 
 // NewEngine returns an Engine configured by cfg.
@@ -163,6 +172,8 @@ func NewEngine(cfg Config) *Engine {
 		prefix6:  cfg.PrefixV6,
 		service:  cfg.ServiceTags,
 		ephem:    cfg.EphemeralPorts,
+		counts:   !cfg.NoTCPCounts,
+		synTTL:   int64(orDefault(cfg.SYNTimeout, DefaultSYNTimeout)),
 	}
 	if e.ephem == [2]uint16{} {
 		e.ephem = DefaultEphemeralPorts
@@ -301,7 +312,14 @@ func (e *Engine) outgoing(p *Packet, t int64, dev Device) {
 		f.dir = e.guessDirection(f.key)
 	}
 	e.flows.touch(f, e.mono, closed)
-	f.rtt.timeOutgoing(p, t, e.epoch, e.methods)
+	if ev := f.rtt.timeOutgoing(p, t, e.epoch, e.methods, &e.flows.pool); ev != 0 && e.counts {
+		if ev&evActiveOpen != 0 {
+			f.conn++
+			e.syns = append(e.syns, pendingSYN{f: f, conn: f.conn, first: e.mono})
+			e.trimSYNs()
+		}
+		e.count(f, ev)
+	}
 }
 
 func (e *Engine) incoming(p *Packet, t int64, dev Device) {
@@ -316,8 +334,85 @@ func (e *Engine) incoming(p *Packet, t int64, dev Device) {
 	}
 	e.flows.touch(f, e.mono, f.closed || p.Flags&(FlagFIN|FlagRST) != 0)
 	e.cur, e.curTime = f, t
-	f.rtt.timeIncoming(p, t, e.methods, e.emitFn)
+	ev := f.rtt.timeIncoming(p, t, e.methods, e.emitFn, &e.flows.pool)
 	e.cur = nil
+	if ev != 0 && e.counts {
+		e.count(f, ev)
+	}
+}
+
+// count adds the TCP counts of the events of one segment of flow f.
+func (e *Engine) count(f *flow, ev event) {
+	ev &^= evActiveOpen
+	if ev == 0 {
+		return
+	}
+	r := e.record(f)
+	if r == nil {
+		e.countsDropped.Add(1) // a new peer beyond MaxPeers
+		return
+	}
+	for _, c := range [...]struct {
+		ev event
+		f  countField
+	}{
+		{evRetransmit, countRetransmit}, {evOpened, countOpened}, {evRefused, countRefused},
+		{evResetLocal, countResetLocal}, {evResetRemote, countResetRemote}, {evZeroWindow, countZeroWindow},
+	} {
+		if ev&c.ev != 0 {
+			e.agg.count(r, c.f, e.mono)
+		}
+	}
+}
+
+// pendingSYN is a connection the local side is opening: flow f, while its
+// conn is unchanged, whose first SYN was seen at first (engine clock).
+type pendingSYN struct {
+	f     *flow
+	conn  uint32
+	first int64
+}
+
+// pending reports whether s still waits for its SYN-ACK.
+func (s *pendingSYN) pending() bool { return s.f.conn == s.conn && s.f.rtt.hs == hsActive }
+
+// checkSYNs counts a timeout for each connection whose first SYN is
+// SYNTimeout old without a SYN-ACK (nor an RST), at engine clock now.
+func (e *Engine) checkSYNs(now int64) {
+	for e.synsHead < len(e.syns) && e.syns[e.synsHead].first+e.synTTL <= now {
+		s := &e.syns[e.synsHead]
+		if s.pending() {
+			s.f.rtt.hs = hsNone // counted once, however many SYNs follow
+			if r := e.record(s.f); r != nil {
+				e.agg.count(r, countTimeout, now)
+			} else {
+				e.countsDropped.Add(1)
+			}
+		}
+		*s = pendingSYN{}
+		e.synsHead++
+	}
+	if e.synsHead == len(e.syns) {
+		e.syns, e.synsHead = e.syns[:0], 0
+	}
+}
+
+// trimSYNs bounds the pending SYNs: at most one per flow waits, so when
+// the list reaches twice MaxFlows, those that wait no more (answered,
+// refused, or their flow evicted) go, which leaves room for MaxFlows more.
+func (e *Engine) trimSYNs() {
+	if len(e.syns)-e.synsHead < 2*e.flows.max {
+		return
+	}
+	k := 0
+	for i := e.synsHead; i < len(e.syns); i++ {
+		if e.syns[i].pending() {
+			e.syns[k] = e.syns[i]
+			k++
+		}
+	}
+	clear(e.syns[k:])
+	e.syns, e.synsHead = e.syns[:k], 0
 }
 
 // guessDirection tells who opened a connection whose handshake was not
@@ -458,6 +553,7 @@ func (e *Engine) Expire(now time.Time) { e.expire(now.UnixNano()) }
 
 func (e *Engine) expire(n int64) {
 	e.lastSweep = n
+	e.checkSYNs(n) // before expiry, which may release a waiting flow
 	e.flows.expire(n-e.idleTTL, n-e.expTTL)
 	e.agg.expire(n - e.idleTTL)
 }
@@ -486,6 +582,7 @@ func (e *Engine) Stats() Stats {
 		Copies:           e.copies.Load(),
 		ClockSteps:       e.steps.Load(),
 		PortsFolded:      e.agg.folded.Load(),
+		CountsDropped:    e.countsDropped.Load(),
 	}
 }
 

@@ -276,10 +276,17 @@ func TestFloodSYN(t *testing.T) {
 		if st.FlowsCreated != uint64(n) || st.Flows != DefaultMaxFlows || st.FlowsEvicted != uint64(n-DefaultMaxFlows) {
 			t.Errorf("%d flows: %+v", n, st)
 		}
-		// Each answer is a new peer: the first MaxPeers are kept, the
-		// others discarded.
-		if st.Peers != DefaultMaxPeers || st.Samples != DefaultMaxPeers || st.SamplesDiscarded != uint64(answered-DefaultMaxPeers) {
-			t.Errorf("%d answers: peers %d, samples %d, discarded %d", answered, st.Peers, st.Samples, st.SamplesDiscarded)
+		// Each answer is a new peer: a SYN-ACK with a sample (and an
+		// opened connection), an RST with a refused one. The first
+		// MaxPeers are kept, half of each; the others' samples and counts
+		// are discarded and counted.
+		refused := n / 4
+		if n%4 > 1 {
+			refused++
+		}
+		if st.Peers != DefaultMaxPeers || st.Samples != DefaultMaxPeers/2 || st.SamplesDiscarded != uint64(answered-DefaultMaxPeers/2) ||
+			st.CountsDropped != uint64(answered-DefaultMaxPeers/2+refused-DefaultMaxPeers/2) {
+			t.Errorf("%d answers, %d refusals: peers %d, samples %d, discarded %d, counts dropped %d", answered, refused, st.Peers, st.Samples, st.SamplesDiscarded, st.CountsDropped)
 		}
 		settled := h.settled()
 		checkHeap(t, h, DefaultMaxFlows*FlowBytes+DefaultMaxPeers*floodPeerBytes+floodSlack)

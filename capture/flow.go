@@ -47,6 +47,7 @@ type flow struct {
 	lastSeen   int64 // engine clock (monotonic when live), ns
 	closed     bool  // saw FIN or RST
 	dir        Direction
+	conn       uint32         // bumped for each connection the local side opens on it, and on reuse
 	peerGen    uint32         // the engine's group generation peer was looked up in
 	peer       *peerRec       // the aggregate its samples and counts go to; nil until needed
 	seen       [2]lastSegment // by direction: dirOut, dirIn
@@ -156,14 +157,20 @@ type flowTable struct {
 	open, closed flowList
 	free         []*flow // released flows, reused before allocating
 	max          int
+	pool         segPool // room for the timed segments of large flights
 
 	// Counters, read concurrently by Engine.Stats.
 	evicted, expired, created, active atomic.Uint64
 }
 
 func newFlowTable(max int) *flowTable {
-	return &flowTable{m: make(map[flowKey]*flow, min(max, 1024)), max: max}
+	return &flowTable{m: make(map[flowKey]*flow, min(max, 1024)), max: max, pool: segPool{max: extMax(max)}}
 }
+
+// extMax is how many flows of a table of max flows may time a flight
+// larger than inlineSegs segments at once: max/16, at least 256, at most
+// max.
+func extMax(flows int) int { return min(flows, max(256, flows/16)) }
 
 // flowChunk is how many flows are allocated at once when the free list is
 // empty.
@@ -201,7 +208,8 @@ func (t *flowTable) get(k flowKey, create bool) *flow {
 	t.active.Store(uint64(len(t.m) + 1))
 	f.key, f.prev, f.next, f.lastSeen, f.closed = k, nil, nil, 0, false
 	f.dir, f.peer, f.peerGen, f.seen = DirUnknown, nil, 0, [2]lastSegment{}
-	f.rtt.reset(false)
+	f.conn++ // pending SYNs of the flow's previous use no longer match
+	f.rtt.reset(false, &t.pool)
 	t.m[k] = f
 	t.open.pushFront(f)
 	return f
@@ -237,6 +245,10 @@ func (t *flowTable) unlink(f *flow) {
 // release removes f and puts it on the free list.
 func (t *flowTable) release(f *flow) {
 	t.unlink(f)
+	if f.rtt.ext != nil {
+		t.pool.put(f.rtt.ext)
+		f.rtt.ext, f.rtt.nseg = nil, 0
+	}
 	t.free = append(t.free, f)
 	t.active.Store(uint64(len(t.m)))
 }

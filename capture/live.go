@@ -162,5 +162,6 @@ func (e *Engine) resetFlows() {
 	clear(t.m)
 	t.open, t.closed = flowList{}, flowList{}
 	t.free = nil
+	t.pool = segPool{max: t.pool.max}
 	t.active.Store(0)
 }

@@ -71,20 +71,61 @@ func (s Methods) String() string {
 	return strings.Join(parts, ",")
 }
 
-// MaxTimedSegments is the fixed cap on the segments timed at once in one
-// flow. When it is reached, new segments go untimed until ACKs free a slot,
-// so the oldest outstanding segments, which the next ACKs cover, stay
-// timed.
-const MaxTimedSegments = 16
+// Timed segments. A flow records the segments the local side sends, so
+// that the ACK or echo that answers one can be timed. It holds inlineSegs
+// records itself; while it carries a larger flight it borrows room for
+// MaxTimedSegments from an engine-wide pool (segPool), and gives it back
+// when the flight shrinks to half the inline room. When the records are
+// full, they are thinned (see thin) so that they keep spanning the whole
+// flight: samples come from every part of it, not only its first
+// segments, which were sent before a queue built up.
+const (
+	inlineSegs = 16
+	// MaxTimedSegments is the most segments one flow times at once.
+	MaxTimedSegments = 64
+)
 
 // seg is one timed outgoing segment.
 type seg struct {
+	t        int64  // capture time, Unix ns
 	seq, end uint32 // sequence space [seq, end)
 	tsval    uint32
-	t        int64 // capture time, Unix ns
 	hasTS    bool
+	first    bool  // the first segment sent with its TSval
 	retrans  bool  // overlapped by a later retransmission: never sampled (Karn)
 	epoch    uint8 // the engine's clock epoch when it was sent
+}
+
+// segExt is the room a flow borrows for a large flight.
+type segExt [MaxTimedSegments]seg
+
+// segPool lends segExts to the flows of one engine, at most max at once,
+// and keeps the returned ones for reuse. A nil pool lends none. It is
+// owned by the packet goroutine.
+type segPool struct {
+	free  []*segExt
+	inUse int
+	max   int
+}
+
+// get returns room for a large flight, or nil when max are lent.
+func (p *segPool) get() *segExt {
+	if p == nil || p.inUse >= p.max {
+		return nil
+	}
+	p.inUse++
+	if n := len(p.free); n > 0 {
+		x := p.free[n-1]
+		p.free = p.free[:n-1]
+		return x
+	}
+	return new(segExt)
+}
+
+// put takes back room that get lent.
+func (p *segPool) put(x *segExt) {
+	p.inUse--
+	p.free = append(p.free, x)
 }
 
 // Sequence-space and TSval comparisons, wrap-aware (RFC 1982 style).
@@ -95,7 +136,8 @@ func seqGT(a, b uint32) bool  { return int32(a-b) > 0 }
 // rttState is a flow's estimator state: the local side's timed segments
 // and what is known of the exchange. It lives inside flow.
 type rttState struct {
-	segs [MaxTimedSegments]seg
+	inl [inlineSegs]seg
+	ext *segExt // borrowed room while the flight is large; the records are there then
 	rttVars
 }
 
@@ -121,6 +163,14 @@ type rttVars struct {
 	tsMaxOK bool // tsMax holds the highest TSval the local side sent
 	tsMax   uint32
 
+	// thinAll and thinFirst are the levels of thinning of new records
+	// (see thin): of all segments, and of the first of each TSval.
+	thinAll, thinFirst uint8
+
+	// established: the connection is open (its handshake completed, or it
+	// carried data when the capture began), so that a RST resets it.
+	established bool
+
 	sndNxt, prevAck, lastEcho uint32
 	rxLo, rxHi                uint32
 }
@@ -133,18 +183,152 @@ type hsTx struct {
 	epoch uint8
 }
 
-// reset returns r to its zero state, with tsOut set as given. It leaves
-// the timed segments' array as it is: only segs[:nseg] is ever read, and
-// writing the whole array would touch 8 cold cache lines for every new
-// flow of a SYN flood.
-func (r *rttState) reset(tsOut bool) {
+// reset returns r to its zero state, with tsOut set as given, and gives
+// borrowed room back to pool. It leaves the inline records as they are:
+// only the first nseg are ever read, and writing them all would touch 6
+// cold cache lines for every new flow of a SYN flood.
+func (r *rttState) reset(tsOut bool, pool *segPool) {
+	if r.ext != nil {
+		pool.put(r.ext)
+		r.ext = nil
+	}
 	r.rttVars = rttVars{tsOut: tsOut}
+}
+
+// recs returns the timed segments, in the order they were sent.
+func (r *rttState) recs() []seg {
+	if r.ext != nil {
+		return r.ext[:r.nseg]
+	}
+	return r.inl[:r.nseg]
+}
+
+// room returns the storage of the records, whole.
+func (r *rttState) room() []seg {
+	if r.ext != nil {
+		return r.ext[:]
+	}
+	return r.inl[:]
+}
+
+// Records of a large flight. When all room is full, thin drops about half
+// of the records, at random, and from then on only about half of the new
+// segments are recorded: a level of thinning k records a segment with
+// probability 2^-k, so that the records stay a uniform sample of the whole
+// flight, however large, instead of its first segments. The choice is a
+// hash of the segment, not a fixed stride, which delayed ACKs (one for
+// every second segment) would meet on the wrong parity every time. With
+// timestamps, the first segment sent with each TSval, which an echo of
+// that TSval is timed from when the segment at the previous ACK is not
+// recorded, has its own level and is thinned only when the records are
+// mostly such first segments. The levels fall back when the flight
+// shrinks to a quarter of the room.
+
+// chance returns pseudo-random bits for a segment, a hash of its sequence
+// number and capture time.
+func chance(seq uint32, t int64) uint32 {
+	h := uint64(seq)*0x9e3779b97f4a7c15 ^ uint64(t)*0xc2b2ae3d27d4eb4f
+	h ^= h >> 31
+	h *= 0x94d049bb133111eb
+	return uint32(h >> 32)
+}
+
+// wants reports whether a segment, the first of its TSval or not, is
+// recorded at the current levels of thinning.
+func (r *rttState) wants(seq uint32, t int64, first bool) bool {
+	k := r.thinAll
+	if first {
+		k = r.thinFirst
+	}
+	return k == 0 || chance(seq, t)&(1<<k-1) == 0
+}
+
+// push appends a record: in borrowed room when the inline room is full,
+// after thinning the records when all room is full.
+func (r *rttState) push(s seg, pool *segPool) {
+	if int(r.nseg) == len(r.room()) && r.ext == nil {
+		if x := pool.get(); x != nil {
+			copy(x[:], r.inl[:r.nseg])
+			r.ext = x
+		}
+	}
+	if int(r.nseg) == len(r.room()) {
+		r.thin()
+	}
+	r.room()[r.nseg] = s
+	r.nseg++
+}
+
+// shrink lowers the levels of thinning while the flight is at a quarter of
+// the room, and moves the records back inline, giving the borrowed room
+// back, once it fits in half the inline room.
+func (r *rttState) shrink(pool *segPool) {
+	if int(r.nseg) < len(r.room())/4 {
+		r.thinAll = max(r.thinAll, 1) - 1
+		r.thinFirst = max(r.thinFirst, 1) - 1
+	}
+	if r.ext != nil && r.nseg <= inlineSegs/2 {
+		copy(r.inl[:], r.ext[:r.nseg])
+		pool.put(r.ext)
+		r.ext = nil
+	}
+}
+
+// thin removes about half of the records of a full store, at random, and
+// raises the level of thinning of new segments to match. With
+// timestamps, it thins only the records that are not the first of their
+// TSval, unless they are fewer than a quarter.
+func (r *rttState) thin() {
+	l := r.recs()
+	others := 0
+	for i := range l {
+		if !l[i].first {
+			others++
+		}
+	}
+	firsts := others < len(l)/4
+	k := uint8(0)
+	for i := range l {
+		s := &l[i]
+		drop := (firsts || !s.first) && chance(s.seq, s.t)&1 != 0
+		if !drop {
+			l[k] = *s
+			k++
+		}
+	}
+	if int(k) == len(l) {
+		// Unlucky hashes: drop every other record.
+		k = 0
+		for i := 0; i < len(l); i += 2 {
+			l[k] = l[i]
+			k++
+		}
+	}
+	r.nseg = k
+	r.thinAll = min(r.thinAll+1, 15)
+	if firsts {
+		r.thinFirst = min(r.thinFirst+1, 15)
+	}
 }
 
 const (
 	hsNone = iota
 	hsActive
 	hsPassive
+)
+
+// event is what a segment tells of the connection, for the TCP counts;
+// several may be set at once.
+type event uint8
+
+const (
+	evRetransmit  event = 1 << iota // the local side sent sequence space again
+	evActiveOpen                    // the first SYN of a connection the local side opens
+	evOpened                        // the handshake completed
+	evRefused                       // the local side's SYN was answered by RST
+	evResetLocal                    // the local side reset an established connection
+	evResetRemote                   // the peer reset an established connection
+	evZeroWindow                    // the peer advertised a zero receive window
 )
 
 // sampleFunc receives an estimator's raw sample: the RTT in ns (possibly
@@ -155,14 +339,23 @@ type sampleFunc func(rtt int64, m Method, epoch uint8)
 
 // timeOutgoing handles a segment sent by the local side, at capture time t
 // in clock epoch epoch.
-func (r *rttState) timeOutgoing(p *Packet, t int64, epoch uint8, methods Methods) {
+func (r *rttState) timeOutgoing(p *Packet, t int64, epoch uint8, methods Methods, pool *segPool) (ev event) {
 	if p.Flags&FlagRST != 0 {
-		return
+		if r.established {
+			ev = evResetLocal
+		}
+		r.established = false
+		return ev
 	}
+	if r.hs == hsNone && p.Flags&(FlagACK|FlagSYN) == FlagACK {
+		r.established = true // a connection picked up after its handshake
+	}
+	firstTS := false // the first segment sent with its TSval
 	if p.HasTS {
 		r.tsOut = true
 		if !r.tsMaxOK || seqGT(p.TSval, r.tsMax) {
 			r.tsMax, r.tsMaxOK = p.TSval, true
+			firstTS = true
 		}
 	}
 	n := p.SeqLen()
@@ -175,28 +368,37 @@ func (r *rttState) timeOutgoing(p *Packet, t int64, epoch uint8, methods Methods
 		if r.hs != kind || r.hsSeq != p.Seq {
 			// A new connection on this 4-tuple, or the first SYN: start
 			// afresh.
-			r.reset(p.HasTS)
+			r.reset(p.HasTS, pool)
 			if p.HasTS {
 				r.tsMax, r.tsMaxOK = p.TSval, true
 			}
 			r.hs, r.hsSeq, r.hsFirst = kind, p.Seq, tx
+			if kind == hsActive {
+				ev |= evActiveOpen
+			}
 		} else {
 			// A retransmission: which one the answer is to, only its
 			// echo can tell (Karn's rule for the handshake).
 			r.hsResent = true
+			ev |= evRetransmit
 		}
 		r.hsLast = tx
 		if methods.Has(MethodHandshake) {
 			// The handshake estimator times it; the others start after it.
 			r.sndNxt, r.sndNxtOK = p.Seq+n, true
-			return
+			return ev
 		}
 	}
 	if n == 0 {
-		return // pure ACK: nothing to be acknowledged
+		return ev // pure ACK: nothing to be acknowledged
 	}
 	end := p.Seq + n
 	retrans := r.sndNxtOK && seqLT(p.Seq, r.sndNxt)
+	if retrans && p.Flags&FlagSYN == 0 && !(n <= 1 && p.Flags&FlagFIN == 0 && p.Seq == r.sndNxt-1) {
+		// Sequence space sent again; a keepalive, one byte or none at
+		// the last byte sent, is not (as tshark sees it).
+		ev |= evRetransmit
+	}
 	if retrans {
 		// Only resent bytes not yet acknowledged make a later ACK
 		// ambiguous. Bytes the peer already acknowledged (a 1-byte
@@ -219,8 +421,9 @@ func (r *rttState) timeOutgoing(p *Packet, t int64, epoch uint8, methods Methods
 				r.rxHi = end
 			}
 		}
-		for i := range r.segs[:r.nseg] {
-			s := &r.segs[i]
+		l := r.recs()
+		for i := range l {
+			s := &l[i]
 			if seqLT(s.seq, end) && seqGT(s.end, p.Seq) {
 				s.retrans = true
 			}
@@ -231,31 +434,45 @@ func (r *rttState) timeOutgoing(p *Packet, t int64, epoch uint8, methods Methods
 	}
 	useTS := methods.Has(MethodTimestamp) && p.HasTS
 	if retrans && !useTS {
-		return // Karn: a retransmission is never timed by sequence numbers
+		return ev // Karn: a retransmission is never timed by sequence numbers
 	}
 	if useTS && r.lastEchoOK && seqLEQ(p.TSval, r.lastEcho) {
-		return // that TSval was already echoed and sampled
+		return ev // that TSval was already echoed and sampled
 	}
-	if int(r.nseg) == len(r.segs) {
+	if int(r.nseg) == len(r.room()) {
 		// Records that end more than 2^31 bytes behind the highest
 		// segment sent, because the ACKs that covered them were not
 		// captured while the sender moved on, look ahead of every ACK
 		// to come until the sequence space wraps once more: without
 		// timestamps to drop them, they would hold every slot.
 		r.drop(func(s *seg) bool { return seqGT(s.end, r.sndNxt) })
-		if int(r.nseg) == len(r.segs) {
-			return
-		}
 	}
-	r.segs[r.nseg] = seg{seq: p.Seq, end: end, tsval: p.TSval, t: t, hasTS: p.HasTS, retrans: retrans && !useTS, epoch: epoch}
-	r.nseg++
+	if !r.wants(p.Seq, t, firstTS && useTS) {
+		return ev // a large flight: not recorded at this level of thinning
+	}
+	r.push(seg{seq: p.Seq, end: end, tsval: p.TSval, t: t, hasTS: p.HasTS, first: firstTS && useTS, retrans: retrans && !useTS, epoch: epoch}, pool)
+	return ev
 }
 
 // timeIncoming handles a segment the local side received, at capture time
 // t, and calls emit for each sample it gives.
-func (r *rttState) timeIncoming(p *Packet, t int64, methods Methods, emit sampleFunc) {
-	if p.Flags&FlagACK == 0 || p.Flags&FlagRST != 0 {
-		return
+func (r *rttState) timeIncoming(p *Packet, t int64, methods Methods, emit sampleFunc, pool *segPool) (ev event) {
+	if p.Flags&FlagRST != 0 {
+		switch {
+		case r.hs == hsActive && (p.Flags&FlagACK == 0 || p.Ack == r.hsSeq+1):
+			ev = evRefused
+			r.hs = hsNone
+		case r.established:
+			ev = evResetRemote
+		}
+		r.established = false
+		return ev
+	}
+	if p.Window == 0 && p.Flags&(FlagSYN|FlagFIN) == 0 {
+		ev |= evZeroWindow
+	}
+	if p.Flags&FlagACK == 0 {
+		return ev
 	}
 	ack := p.Ack
 	if r.hs != hsNone && ack == r.hsSeq+1 {
@@ -267,7 +484,11 @@ func (r *rttState) timeIncoming(p *Packet, t int64, methods Methods, emit sample
 				}
 			}
 			r.hs = hsNone
+			r.established = true
+			ev |= evOpened
 		}
+	} else if r.hs == hsNone && p.Flags&FlagSYN == 0 {
+		r.established = true // a connection picked up after its handshake
 	}
 	// RFC 7323 §4 (RTTM): an echo is a sample only from an ACK that
 	// advances SND.UNA; one that acknowledges nothing new may echo a pure
@@ -286,6 +507,8 @@ func (r *rttState) timeIncoming(p *Packet, t int64, methods Methods, emit sample
 		r.prevAck, r.prevAckOK = ack, true
 		r.drop(func(s *seg) bool { return seqLEQ(s.end, ack) })
 	}
+	r.shrink(pool)
+	return ev
 }
 
 // advances reports whether ack acknowledges something new: beyond the
@@ -294,8 +517,8 @@ func (r *rttState) advances(ack uint32) bool {
 	if r.prevAckOK {
 		return seqGT(ack, r.prevAck)
 	}
-	for i := range r.segs[:r.nseg] {
-		if seqLT(r.segs[i].seq, ack) {
+	for _, s := range r.recs() {
+		if seqLT(s.seq, ack) {
 			return true
 		}
 	}
@@ -320,31 +543,38 @@ func (r *rttState) matchEcho(ecr uint32, t int64, emit sampleFunc) {
 		// drop the records of the TSvals sent.
 		return
 	}
-	match := -1
-	for i := range r.segs[:r.nseg] {
-		s := &r.segs[i]
+	l := r.recs()
+	match, first := -1, -1
+	for i := range l {
+		s := &l[i]
 		if !s.hasTS || s.tsval != ecr {
 			continue
 		}
-		if !r.prevAckOK {
-			match = i
-			break
+		if first < 0 {
+			first = i
 		}
 		// The record that holds the previous ACK (RFC 7323 §4.3: SEG.SEQ
 		// <= Last.ACK.sent). With wire-sized records it starts there; a
 		// TSO/GSO super-segment, captured before the NIC splits it, can
 		// hold the previous ACK, and then the echo is its TSval.
-		if seqLEQ(s.seq, r.prevAck) && seqLT(r.prevAck, s.end) {
+		if r.prevAckOK && seqLEQ(s.seq, r.prevAck) && seqLT(r.prevAck, s.end) {
 			match = i
 			break
 		}
+	}
+	if match < 0 {
+		// Without the segment at the previous ACK (none seen yet, not
+		// captured, or thinned away), the first segment sent with the
+		// echoed TSval, as pping does: late by less than one tick of the
+		// sender's TSval clock.
+		match = first
 	}
 	if match < 0 {
 		// Records older than the echo can never be echoed again.
 		r.drop(func(s *seg) bool { return s.hasTS && seqLT(s.tsval, ecr) })
 		return
 	}
-	emit(t-r.segs[match].t, MethodTimestamp, r.segs[match].epoch)
+	emit(t-l[match].t, MethodTimestamp, l[match].epoch)
 	r.lastEcho, r.lastEchoOK = ecr, true
 	r.drop(func(s *seg) bool { return s.hasTS && seqLEQ(s.tsval, ecr) })
 }
@@ -365,8 +595,9 @@ func (r *rttState) matchAck(ack uint32, t int64, emit sampleFunc) {
 		}
 		return
 	}
-	for i := range r.segs[:r.nseg] {
-		s := &r.segs[i]
+	l := r.recs()
+	for i := range l {
+		s := &l[i]
 		if s.end == ack && !s.retrans {
 			emit(t-s.t, MethodSeqAck, s.epoch)
 			return
@@ -398,12 +629,13 @@ func (r *rttState) answered(p *Packet) (hsTx, bool) {
 // drop removes the timed segments for which gone returns true, keeping
 // the others in order.
 func (r *rttState) drop(gone func(*seg) bool) {
+	l := r.recs()
 	k := uint8(0)
-	for i := range r.segs[:r.nseg] {
-		if gone(&r.segs[i]) {
+	for i := range l {
+		if gone(&l[i]) {
 			continue
 		}
-		r.segs[k] = r.segs[i]
+		l[k] = l[i]
 		k++
 	}
 	r.nseg = k

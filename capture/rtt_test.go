@@ -715,10 +715,11 @@ func TestReorderingAndDuplicates(t *testing.T) {
 		},
 		{
 			// The first ACK to arrive echoes segment 1, which starts at an
-			// ACK not seen yet: no sample (rather than a guess); the older
-			// ACK then echoes a record already dropped.
+			// ACK not seen yet: it is timed from the first segment sent
+			// with that TSval, segment 1 itself; the older ACK then echoes
+			// a record already dropped.
 			name: "acks/ts", steps: ackReordered(ts),
-			want: []msample{hs20},
+			want: []msample{hs20, ts20},
 		},
 		{
 			name: "duplicate-acks/no-ts", steps: duplicated(nots),
@@ -767,39 +768,75 @@ func TestIPv6(t *testing.T) {
 	})
 }
 
+// TestMaxTimedSegments checks the records of a large flight: n segments
+// gap apart, each acknowledged on its own 20 ms after it was sent (each ACK
+// echoes its segment). Up to MaxTimedSegments in flight, every segment is
+// timed; beyond, the records are thinned, and the samples still come from
+// every part of the flight, not only its first segments.
 func TestMaxTimedSegments(t *testing.T) {
-	const n = MaxTimedSegments
-	// capped: n segments 0.1 ms apart fill every slot, so segment n goes
-	// untimed. The ACK of segment 0 frees a slot, so segment n+1, sent
-	// after it, is timed. Every segment is acknowledged on its own, 20 ms
-	// after it was sent; each ACK echoes its segment.
-	capped := func(sc rttScript, gap time.Duration) []step {
+	flight := func(sc rttScript, n int, gap time.Duration) []step {
 		var steps []step
 		sendAt := func(i int) time.Duration { return ms(100) + time.Duration(i)*gap }
-		for i := range n + 1 {
+		for i := range n {
 			steps = append(steps, stepOut(sendAt(i), sc.bulkSeg(i, sendAt(i))))
-		}
-		last := sendAt(0) + ms(20) + gap/2
-		steps = append(steps, stepOut(last, sc.bulkSeg(n+1, last)))
-		for i := range n + 1 {
 			at := sendAt(i) + ms(20)
 			steps = append(steps, stepIn(at, sc.bulkAck(i+1, at, sc.lts.at(sendAt(i)))))
 		}
-		at := last + ms(20)
-		steps = append(steps, stepIn(at, sc.bulkAck(n+2, at, sc.lts.at(last))))
 		return byTime(script(sc.ts).activeOpen(ms(20)), steps)
 	}
-	runRTTCases(t, []rttCase{
-		{
-			name: "no-ts", steps: capped(script(false), ms(0.1)),
-			want: append([]msample{hs20}, repeat(n+1, sa20)...),
-		},
-		{
-			// 1 ms apart, so that every segment has its own TSval.
-			name: "ts", steps: capped(script(true), ms(1)),
-			want: append([]msample{hs20}, repeat(n+1, ts20)...),
-		},
-	})
+	tests := []struct {
+		name       string
+		ts         bool
+		n          int
+		gap        time.Duration
+		noRoom     bool // the pool lends no room beyond the inline records
+		minSamples int
+	}{
+		// 0.1 ms apart, 200 in flight: the borrowed room of 64 records,
+		// thinned.
+		{name: "no-ts/all-timed", n: MaxTimedSegments, gap: ms(0.1), minSamples: MaxTimedSegments},
+		{name: "no-ts/thinned", n: 1000, gap: ms(0.1), minSamples: 1000 / 4},
+		{name: "no-ts/thinned-inline-only", n: 1000, gap: ms(0.1), noRoom: true, minSamples: 1000 / 16},
+		// 1 ms apart, a TSval each: 20 in flight, all timed.
+		{name: "ts/all-timed", ts: true, n: 200, gap: ms(1), minSamples: 200},
+		// 0.25 ms apart, four segments per TSval: one sample per TSval
+		// (each echo is sampled once).
+		{name: "ts/thinned", ts: true, n: 1000, gap: ms(0.25), minSamples: 250 * 3 / 4},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e, rec := newTestEngine(t, Config{}, "192.0.2.1")
+			if tc.noRoom {
+				e.flows.pool.max = 0
+			}
+			newConn(t, e, rttLocal, rttRemote).play(flight(script(tc.ts), tc.n, tc.gap))
+			var got []Sample
+			for _, s := range rec.samples {
+				if s.Method != MethodHandshake {
+					got = append(got, s)
+				}
+			}
+			if len(got) < tc.minSamples {
+				t.Errorf("%d samples of %d segments, want at least %d", len(got), tc.n, tc.minSamples)
+			}
+			// Spread over the flight: samples in each quarter of it.
+			start, span := t0.Add(ms(120)), time.Duration(tc.n)*tc.gap
+			var quarters [4]int
+			for _, s := range got {
+				q := min(int(4*s.Time.Sub(start)/span), 3)
+				quarters[max(q, 0)]++
+				if s.RTT != ms(20) && !(tc.ts && s.RTT >= ms(20) && s.RTT < ms(21)) {
+					t.Fatalf("sample %v at %v, want 20 ms (with timestamps, less than a TSval tick more)", s.RTT, s.Time)
+				}
+			}
+			for i, n := range quarters {
+				if n < tc.minSamples/8 {
+					t.Errorf("samples per quarter of the flight %v: quarter %d has too few", quarters, i+1)
+				}
+			}
+			t.Logf("%d samples of %d segments; per quarter of the flight %v", len(got), tc.n, quarters)
+		})
+	}
 }
 
 func TestSampleDiscards(t *testing.T) {

@@ -1069,8 +1069,10 @@ func TestLiveCheckServiceTags(t *testing.T) {
 	for i, cn := range conns {
 		got := samples(b, cn.tags)
 		t.Logf("%v: %v samples alone, %v together", cn.tags, alone[i], got)
-		if got != alone[i] || got < 20 {
-			t.Errorf("%v: %v samples together, %v alone: want the same, at least 20 (one per request)", cn.tags, got, alone[i])
+		// Within one sample: whether the FIN exchange gives one depends
+		// on how the closing segments fall in the TSval ticks.
+		if math.Abs(got-alone[i]) > 1 || got < 20 {
+			t.Errorf("%v: %v samples together, %v alone: want the same within one, at least 20 (one per request)", cn.tags, got, alone[i])
 		}
 		for _, s := range b.Find(check.MetricRTTSamples, cn.tags...) {
 			if want := sortedTags(append([]string{"src:192.0.2.1", "dst:192.0.2.2", "iface:veth0"}, cn.tags...)...); !slices.Equal(sortedTags(s.Tags...), want) {

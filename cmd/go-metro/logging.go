@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 )
@@ -39,13 +40,17 @@ func parseLogLevel(s string) (slog.Level, error) {
 // logSettings are the logging keys of init_config, checked, with the log
 // file open when there is one.
 type logSettings struct {
-	level slog.Level
-	path  string   // "" for standard error
-	file  *os.File // open for appending, or nil
+	level   slog.Level
+	path    string   // "" for standard error
+	file    *os.File // open for appending, or nil
+	warning string   // logged once the settings apply; "" for none
 }
 
 // openLogSettings checks log_level and opens the log file when
-// log_to_file is true: log_file, or else defaultPath.
+// log_to_file is true: log_file, or else defaultPath. A missing directory
+// of the file is created with mode 0755, as go-metro did (seelog created
+// it); when it cannot be, the settings log to standard error, with a
+// warning, rather than keep the daemon from starting.
 func openLogSettings(level string, toFile bool, path, defaultPath string) (*logSettings, error) {
 	l, err := parseLogLevel(level)
 	if err != nil {
@@ -58,6 +63,10 @@ func openLogSettings(level string, toFile bool, path, defaultPath string) (*logS
 	if path == "" {
 		path = defaultPath
 	}
+	if err := makeLogDir(filepath.Dir(path)); err != nil {
+		ls.warning = fmt.Sprintf("logging to standard error, not to `log_file` %q: %v: create the directory, writable by the user go-metro runs as, or set `log_file`", path, err)
+		return ls, nil
+	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
 	if err != nil {
 		var pe *fs.PathError
@@ -68,6 +77,22 @@ func openLogSettings(level string, toFile bool, path, defaultPath string) (*logS
 	}
 	ls.path, ls.file = path, f
 	return ls, nil
+}
+
+// makeLogDir creates dir, mode 0755, and its missing parents, unless it is
+// a directory already.
+func makeLogDir(dir string) error {
+	if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return fmt.Errorf("cannot create its directory %s: %w", dir, err)
+	}
+	return os.Chmod(dir, 0o755) // whatever the umask
 }
 
 // close closes the file of settings that were not applied.
@@ -103,6 +128,9 @@ func (d *daemonLog) apply(ls *logSettings) {
 	d.level.Set(ls.level)
 	d.path = ls.path
 	d.out.set(ls.file)
+	if ls.warning != "" {
+		d.logger.Warn(ls.warning)
+	}
 }
 
 // reopen opens the log file again, for logrotate, when the configuration

@@ -86,7 +86,7 @@ func parseRunFlags(args []string, stderr io.Writer) (string, error) {
 	case fs.NArg() > 0:
 		return "", fmt.Errorf("%w: unexpected argument %q: go-metro run takes only options", errUsage, fs.Arg(0))
 	case *path == "":
-		return "", fmt.Errorf("%w: no configuration: pass -c FILE, such as -c /etc/datadog-agent/go-metro.yaml", errUsage)
+		return "", fmt.Errorf("%w: no configuration: pass -c FILE, such as -c /etc/go-metro/go-metro.yaml", errUsage)
 	}
 	return *path, nil
 }

@@ -558,7 +558,7 @@ func TestRunConfigErrors(t *testing.T) {
 	}{
 		{name: "bad instance", conf: "instances:\n  - interface: eth0\n  - interface: eth1\n    min_collection_interval: 0\n", want: "instances[1] (line 3): configure go_metro: invalid `min_collection_interval` 0"},
 		{name: "bad log level", conf: "init_config:\n  log_level: loud\ninstances: [{interface: eth0}]\n", want: "invalid `log_level` \"loud\""},
-		{name: "bad log file", conf: "init_config:\n  log_to_file: true\n  log_file: /nonexistent/dir/go-metro.log\ninstances: [{interface: eth0}]\n", want: "invalid `log_file` \"/nonexistent/dir/go-metro.log\": cannot open it: no such file or directory: set `log_file` to a file the go-metro user can write, or `log_to_file: false`"},
+		{name: "bad log file", conf: "init_config:\n  log_to_file: true\n  log_file: /\ninstances: [{interface: eth0}]\n", want: "invalid `log_file` \"/\": cannot open it: is a directory: set `log_file` to a file the go-metro user can write, or `log_to_file: false`"},
 		{name: "bad statsd_ip", conf: "init_config:\n  statsd_ip: ' '\ninstances: [{interface: eth0}]\n", want: "invalid `statsd_ip`"},
 		{name: "no instances", conf: "init_config:\n", want: "no `instances`"},
 	}

@@ -1,16 +1,20 @@
 // Package check is a stub of the Agent's package of the same path.
+//
+// It mirrors Check of pkg/collector/check/check.go of datadog-agent: its 18
+// methods, in the same order and with the same signatures.
 package check
 
 import (
 	"time"
 
 	"github.com/DataDog/datadog-agent/comp/core/autodiscovery/integration"
+	diagnose "github.com/DataDog/datadog-agent/comp/core/diagnose/def"
 	"github.com/DataDog/datadog-agent/pkg/aggregator/sender"
 	checkid "github.com/DataDog/datadog-agent/pkg/collector/check/id"
+	"github.com/DataDog/datadog-agent/pkg/collector/check/stats"
 )
 
-// Check is an interface for types capable to run checks. The Agent's has
-// GetSenderStats and GetDiagnoses too, left out of this stub.
+// Check is an interface for types capable to run checks
 type Check interface {
 	// Run runs the check
 	Run() error
@@ -30,6 +34,8 @@ type Check interface {
 	ID() checkid.ID
 	// GetWarnings returns the last warning registered by the check
 	GetWarnings() []error
+	// GetSenderStats returns the stats from the last run of the check.
+	GetSenderStats() (stats.SenderStats, error)
 	// Version returns the version of the check if available
 	Version() string
 	// ConfigSource returns the configuration source of the check
@@ -42,6 +48,8 @@ type Check interface {
 	InitConfig() string
 	// InstanceConfig returns the instance configuration of the check
 	InstanceConfig() string
+	// GetDiagnoses returns the diagnoses cached in last run or diagnose explicitly
+	GetDiagnoses() ([]diagnose.Diagnosis, error)
 	// IsHASupported returns if the check is compatible with High Availability
 	IsHASupported() bool
 }

@@ -1,4 +1,8 @@
 // Package corechecks is a stub of the Agent's package of the same path.
+//
+// checkbase.go mirrors CheckBase of pkg/collector/corechecks/checkbase.go of
+// datadog-agent: the methods, with their signatures, that make it a
+// check.Check; loader.go mirrors pkg/collector/corechecks/loader.go.
 package corechecks
 
 import (
@@ -7,8 +11,10 @@ import (
 	"time"
 
 	"github.com/DataDog/datadog-agent/comp/core/autodiscovery/integration"
+	diagnose "github.com/DataDog/datadog-agent/comp/core/diagnose/def"
 	"github.com/DataDog/datadog-agent/pkg/aggregator/sender"
 	checkid "github.com/DataDog/datadog-agent/pkg/collector/check/id"
+	"github.com/DataDog/datadog-agent/pkg/collector/check/stats"
 )
 
 // CheckBase provides default implementations for most of the check.Check
@@ -36,7 +42,7 @@ func NewCheckBaseWithInterval(name string, defaultInterval time.Duration) CheckB
 // BuildID is to be called by the check's Config() method to generate
 // the unique check ID.
 func (c *CheckBase) BuildID(integrationConfigDigest uint64, instance, initConfig integration.Data) {
-	c.checkID = checkid.ID(fmt.Sprintf("%s:%x", c.checkName, integrationConfigDigest))
+	c.checkID = checkid.BuildID(c.checkName, integrationConfigDigest, instance, initConfig)
 }
 
 // Configure is provided for checks that require no config.
@@ -122,6 +128,18 @@ func (c *CheckBase) GetSender() (sender.Sender, error) { return c.GetRawSender()
 func (c *CheckBase) GetRawSender() (sender.Sender, error) {
 	return c.senderManager.GetSender(c.ID())
 }
+
+// GetSenderStats returns the stats from the last run of the check.
+func (c *CheckBase) GetSenderStats() (stats.SenderStats, error) {
+	s, err := c.GetSender()
+	if err != nil {
+		return stats.SenderStats{}, fmt.Errorf("failed to retrieve a sender: %v", err)
+	}
+	return s.GetSenderStats(), nil
+}
+
+// GetDiagnoses returns the diagnoses cached in last run or diagnose explicitly
+func (c *CheckBase) GetDiagnoses() ([]diagnose.Diagnosis, error) { return nil, nil }
 
 // IsHASupported returns if the check is compatible with High Availability
 func (c *CheckBase) IsHASupported() bool { return false }

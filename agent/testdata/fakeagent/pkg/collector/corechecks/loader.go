@@ -8,11 +8,26 @@ import (
 // GoCheckLoaderName is the name of the Go loader
 const GoCheckLoaderName string = "core"
 
+// LoadMode describes why a core check is being constructed.
+type LoadMode string
+
+const (
+	// NormalLoadMode constructs a normal collector check.
+	NormalLoadMode LoadMode = "normal"
+	// ShadowLoadMode constructs a shadow collector check.
+	ShadowLoadMode LoadMode = "shadow"
+)
+
 // ConstructionContext is passed to factories that need mode-specific
 // dependencies while constructing a check instance.
-type ConstructionContext struct{}
+type ConstructionContext struct {
+	Mode LoadMode
+}
 
-var catalog = make(map[string]func(ConstructionContext) check.Check)
+// ContextualCheckFactory instantiates checks with construction context.
+type ContextualCheckFactory func(ConstructionContext) check.Check
+
+var catalog = make(map[string]ContextualCheckFactory)
 
 // RegisterCheck adds a check to the catalog
 func RegisterCheck(name string, checkFactory option.Option[func() check.Check]) {

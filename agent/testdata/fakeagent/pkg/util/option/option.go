@@ -1,4 +1,5 @@
-// Package option is a stub of the Agent's module of the same path.
+// Package option is a stub of the Agent's module of the same path: Option,
+// New, None and Get of pkg/util/option/option.go of datadog-agent.
 package option
 
 // Option represents an optional type.

@@ -2,6 +2,7 @@
 package telemetry
 
 import (
+	telemetry "github.com/DataDog/datadog-agent/comp/core/telemetry/def"
 	"github.com/DataDog/datadog-agent/pkg/collector/check"
 	core "github.com/DataDog/datadog-agent/pkg/collector/corechecks"
 	"github.com/DataDog/datadog-agent/pkg/util/option"
@@ -17,7 +18,7 @@ type stubCheck struct {
 func (c *stubCheck) Run() error { return nil }
 
 // Factory creates a new check factory
-func Factory() option.Option[func() check.Check] {
+func Factory(telemetry telemetry.Component) option.Option[func() check.Check] {
 	return option.New(func() check.Check {
 		return &stubCheck{CheckBase: core.NewCheckBase(CheckName)}
 	})
