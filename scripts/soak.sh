@@ -5,13 +5,14 @@
 #
 #   scripts/soak.sh [--busy] [--lock FILE] N
 #
-# Each run is the README's command, `go test -p 1 -race ./...` then
-# `(cd e2e && go test -race ./...)`, with CI=true (privileged tests fail
-# instead of skipping), GOMODCACHE and GOCACHE in new temporary folders and
-# GOFLAGS=-modcacherw so that they can be removed. The e2e module runs even
-# when the first part failed, so that a run reports every failure; the run
-# passes if both parts pass. It needs what the tests need: root, iproute2,
-# iputils ping, tcpdump and tshark (.ci/run installs them).
+# Each run is the README's command, `go test -p 1 -race ./...`, then
+# `go test -race ./...` in the e2e and packaging modules, with CI=true
+# (privileged tests fail instead of skipping), GOMODCACHE and GOCACHE in
+# new temporary folders and GOFLAGS=-modcacherw so that they can be
+# removed. Each module runs even when one before it failed, so that a run
+# reports every failure; the run passes if all pass. It needs what the
+# tests need: root, iproute2, iputils ping, tcpdump, tshark and the Debian
+# package's tools (.ci/run installs them).
 #
 # --busy keeps one CPU busy with a low-priority loop (nice 19) during the
 # runs, as another job on the machine would. --lock FILE holds an flock(1)
@@ -102,6 +103,7 @@ run_once() {
 		rc=0
 		go test -p 1 -race ./... || rc=1
 		(cd e2e && go test -race ./...) || rc=1
+		(cd packaging && go test -race ./...) || rc=1
 		exit $rc
 	) >"$log" 2>&1
 }
