@@ -289,8 +289,9 @@ func refMethod(m testbed.RefMethod) capture.Method {
 // the Karn bound of a lossy one, misses. The reference comes from the same
 // frames, so a stall of the machine lengthens both alike; but a stall can
 // hold the few frames of one sample of the check and not of the reference
-// (the check times at most 16 segments of a flow at once, the reference
-// all of them), and a pattern of 40 samples has few to spare at its p95.
+// (the check times at most capture.MaxTimedSegments segments of a flow at
+// once, the reference all of them), and a pattern of 40 samples has few to
+// spare at its p95.
 // A bias of go-metro misses on every attempt.
 const maxAttempts = 3
 
@@ -436,8 +437,9 @@ func checkKarn(t *testing.T, k *karnResult, b *bench, m measurement, ref time.Du
 // and logged.
 //
 // The same ACKs, because in a bulk transfer the check times a subset of
-// the ACKs by design (at most 16 segments of a flow at once, so fewer per
-// second when the RTT grows; one per TSval tick), and the reference all of
+// the ACKs by design (at most capture.MaxTimedSegments segments of a flow
+// at once, so fewer per second when the RTT grows; one per TSval tick), and
+// the reference all of
 // them: where the path's RTT varies during the transfer, as a busy
 // machine's delay line makes it, the two sets weigh its moments
 // differently, and their medians and tails part although every sample is

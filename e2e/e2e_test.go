@@ -261,8 +261,8 @@ const intervalSlack = 300 * time.Millisecond
 // samples can have, with those near the bounds in or out
 // (testbed.MedianRange). lastPhase starts the last request/response phase,
 // without bulk transfers: the reference times every ACK of a bulk
-// transfer, go-metro at most 16 segments of a flow at once, so that they
-// weigh the moments of a transfer differently.
+// transfer, go-metro at most capture.MaxTimedSegments segments of a flow at
+// once, so that they weigh the moments of a transfer differently.
 func checkRTT(t *testing.T, fams map[string]family, lines []dsdLine, ref testbed.RefSamples, lastPhase time.Time) {
 	labels := map[string]string{"src": clientAddr, "dst": serverAddr, "iface": "tap0", "env": "e2e"}
 	v := map[string]float64{}
