@@ -439,11 +439,10 @@ func checkKarn(t *testing.T, k *karnResult, b *bench, m measurement, ref time.Du
 // The same ACKs, because in a bulk transfer the check times a subset of
 // the ACKs by design (at most capture.MaxTimedSegments segments of a flow
 // at once, so fewer per second when the RTT grows; one per TSval tick), and
-// the reference all of
-// them: where the path's RTT varies during the transfer, as a busy
-// machine's delay line makes it, the two sets weigh its moments
-// differently, and their medians and tails part although every sample is
-// right. On the other patterns, checkCoverage makes the sets the same.
+// the reference all of them: where the path's RTT varies during the
+// transfer, as a busy machine's delay line makes it, the two sets weigh its
+// moments differently, and their medians and tails part although every
+// sample is right. On the other patterns, checkCoverage makes the sets the same.
 func checkQuantiles(t *testing.T, r *result, sp pathSpec, assertP95 bool) []string {
 	t.Helper()
 	var misses []string
