@@ -351,7 +351,7 @@ func measurePattern(t *testing.T, b *bench, sp pathSpec, pat pattern, suffix str
 	})
 	lostAfter, _ := b.dl.Stats()
 	r.Samples, r.P50, r.P95 = m.Count, m.P50, m.P95
-	r.RefSamples, r.RefAll, r.Same = len(m.Ref), m.Ref.Median(), len(m.Same)
+	r.RefSamples, r.RefAll, r.Same, r.Fallback = len(m.Ref), m.Ref.Median(), len(m.Same), m.Fallback
 	r.Ref, r.RefP95Low, r.RefP95 = quantile(m.Same, 0.5), quantileLow(m.Same, 0.95), quantile(m.Same, 0.95)
 	logMeasurement(t, m)
 	var misses []string
@@ -518,10 +518,10 @@ func logMeasurement(t *testing.T, m measurement) {
 		methods[s.Method]++
 		rtts = append(rtts, s.RTT)
 	}
-	t.Logf("%v of traffic: %d samples %v, p50 %v p95 %v (samples: p50 %v p95 %v max %v); reference: %d samples %v, p50 %v p95 %v max %v; %d samples are the reference's of the same ACK",
+	t.Logf("%v of traffic: %d samples %v, p50 %v p95 %v (samples: p50 %v p95 %v max %v); reference: %d samples %v, p50 %v p95 %v max %v; %d samples are the reference's of the same ACK (%d within a TSval tick)",
 		m.End.Sub(m.Start).Round(time.Millisecond), m.Count, methods, m.P50, m.P95,
 		quantile(rtts, 0.5), quantile(rtts, 0.95), quantile(rtts, 1),
-		len(m.Ref), m.Ref.Counts(), m.Ref.Median(), m.Ref.Quantile(0.95), m.Ref.Quantile(1), len(m.Same))
+		len(m.Ref), m.Ref.Counts(), m.Ref.Median(), m.Ref.Quantile(0.95), m.Ref.Quantile(1), len(m.Same), m.Fallback)
 }
 
 // describeRexmits lists the retransmissions in flight during a sample,

@@ -165,7 +165,10 @@ type result struct {
 	// samples matched to the frames they timed, Same those equal to the
 	// reference's sample of the same ACK.
 	Samples, Paired, Same int
-	P50, P95              time.Duration
+	// Fallback counts those of Same that timed another segment of the
+	// echoed TSval than the reference (see testbed.Slack).
+	Fallback int
+	P50, P95 time.Duration
 	// RefSamples and RefAll are the number and median of the reference's
 	// samples of the same traffic; Ref, RefP95Low and RefP95 are the
 	// median and p95 of its samples of the ACKs the check timed (the p95
@@ -328,7 +331,7 @@ func markdown(rows []result, runtime time.Duration) string {
 		}
 		b.WriteString("\n")
 	}
-	var samples, paired, same, refSamples int
+	var samples, paired, same, fallback, refSamples int
 	var known []string
 	for _, r := range rows {
 		if !r.Method {
@@ -336,13 +339,14 @@ func markdown(rows []result, runtime time.Duration) string {
 			paired += r.Paired
 			refSamples += r.RefSamples
 			same += r.Same
+			fallback += r.Fallback
 		}
 		if r.Known != "" {
 			known = append(known, fmt.Sprintf("%s, %s: %s.", r.Path, r.Pattern, r.Known))
 		}
 	}
-	fmt.Fprintf(&b, "%d of %d samples were paired with the segment they timed and the segment that answered it, by the frames an independent packet socket saw, and %d were the reference's sample of the same ACK, to the nanosecond (to 50 µs behind the bridge, whose two devices stamp a frame apart); the reference took %d samples from those frames. On every pattern but bulk, the check timed exactly the ACKs the reference timed. The median is asserted within max(0.5 ms, 3 %%) in every row, the p95 within the jitter plus max(1 ms, 5 %%) in every row of at least %d samples but the lossy ones; † marks a p95 beyond that where it is only reported. ↻ marks a pattern run again after a miss. The suite took %.0f s.\n",
-		paired, samples, same, refSamples, p95MinSamples, runtime.Seconds())
+	fmt.Fprintf(&b, "%d of %d samples were paired with the segment they timed and the segment that answered it, by the frames an independent packet socket saw, and %d were the reference's sample of the same ACK, to the nanosecond (to 50 µs behind the bridge, whose two devices stamp a frame apart), but for %d timestamp samples timed from another segment with the echoed TSval, where the check no longer held the one at the previous ACK; the reference took %d samples from those frames. On every pattern but bulk, the check timed exactly the ACKs the reference timed. The median is asserted within max(0.5 ms, 3 %%) in every row, the p95 within the jitter plus max(1 ms, 5 %%) in every row of at least %d samples but the lossy ones; † marks a p95 beyond that where it is only reported. ↻ marks a pattern run again after a miss. The suite took %.0f s.\n",
+		paired, samples, same, fallback, refSamples, p95MinSamples, runtime.Seconds())
 	if len(known) > 0 {
 		b.WriteString("\n‡ Reported, not asserted (anyBridgeRow in accuracy/bridge_linux_test.go is false):\n\n")
 		for _, k := range known {

@@ -127,7 +127,7 @@ func TestLiveRTT(t *testing.T) {
 	for _, topo := range []string{"veth", "delayline-5ms"} {
 		t.Run(topo, func(t *testing.T) {
 			var pair *testbed.Pair
-			var slack testbed.Slack // a TAP device stamps each frame once
+			slack := testbed.TapSlack // a TAP device stamps each frame once
 			if topo == "veth" {
 				pair = testbed.NewVethPair(t)
 				slack = testbed.VethSlack

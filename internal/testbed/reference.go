@@ -436,6 +436,9 @@ type Comparison struct {
 	// Differ describes the samples whose RTT is not the reference's for
 	// the same ACK.
 	Differ []string
+	// Fallback counts the timestamp samples that agree only within a
+	// TSval tick (see Slack.Tick).
+	Fallback int
 }
 
 // Slack is how far go-metro's timestamps of a frame may be from the
@@ -452,22 +455,38 @@ type Slack struct {
 	// socket reads): a few hundred nanoseconds apart, more on a busy
 	// machine.
 	Answer time.Duration
+	// Tick is how far apart, more than Sent, the segments that a
+	// timestamp sample and the reference's time may have been sent: when
+	// go-metro no longer holds the segment at the previous ACK (it keeps
+	// only a sample of the segments in flight), it times the first one it
+	// holds with the echoed TSval, as pping does, late or early by less
+	// than one tick of the sender's TSval clock.
+	Tick time.Duration
 }
+
+// TSvalTick is the tick of Linux's TCP timestamps clock.
+const TSvalTick = time.Millisecond
+
+// TapSlack is the Slack of a TAP device: one timestamp per frame, shared
+// by every packet socket.
+var TapSlack = Slack{Tick: TSvalTick}
 
 // VethSlack is the Slack of a veth device: its sent frames are stamped
 // once, its received frames once per socket, at most a millisecond apart
 // unless the machine stalls.
-var VethSlack = Slack{Answer: time.Millisecond}
+var VethSlack = Slack{Answer: time.Millisecond, Tick: TSvalTick}
 
 // BridgeSlack is the Slack of a bridge and its port, each of which stamps
 // a frame the host sends.
-var BridgeSlack = Slack{Sent: 50 * time.Microsecond}
+var BridgeSlack = Slack{Sent: 50 * time.Microsecond, Tick: TSvalTick}
 
 // Compare pairs each sample with the reference's sample of the same ACK
 // and method, if there is one: the one whose answering frame has the
 // sample's timestamp, within slack.Answer, and of those the nearest, in
 // the time of the answer plus that of the segment timed. They agree if
-// their timed segments' timestamps are within slack.Sent.
+// their timed segments' timestamps are within slack.Sent, or for the
+// timestamp method within slack.Sent plus slack.Tick (counted in
+// Fallback when beyond slack.Sent).
 func (s RefSamples) Compare(samples []Measured, slack Slack) Comparison {
 	byMethod := map[string]RefSamples{}
 	for _, r := range s {
@@ -491,10 +510,18 @@ func (s RefSamples) Compare(samples []Measured, slack Slack) Comparison {
 			continue
 		}
 		r := rs[best]
-		if r.Sent.Sub(sent).Abs() > slack.Sent {
+		off := r.Sent.Sub(sent).Abs()
+		tick := time.Duration(0)
+		if m.Method == RefTimestamp.String() {
+			tick = slack.Tick
+		}
+		if off > slack.Sent+tick {
 			c.Differ = append(c.Differ, fmt.Sprintf("%s sample %v at %s: the reference measured %v for the same ACK",
 				m.Method, m.RTT, m.Time.Format("15:04:05.000000"), r.RTT))
 			continue
+		}
+		if off > slack.Sent {
+			c.Fallback++
 		}
 		c.Agree[i] = true
 		c.Same = append(c.Same, r.RTT)
@@ -510,7 +537,8 @@ func (c Comparison) Covered() bool {
 
 // String summarizes the comparison.
 func (c Comparison) String() string {
-	return fmt.Sprintf("%d samples, %d of the reference, %d of them of the same ACKs alike, %d unlike", c.Samples, c.Ref, len(c.Same), len(c.Differ))
+	return fmt.Sprintf("%d samples, %d of the reference, %d of them of the same ACKs alike (%d within a TSval tick), %d unlike",
+		c.Samples, c.Ref, len(c.Same), c.Fallback, len(c.Differ))
 }
 
 // Envelope returns the range in which every RTT statistic of go-metro's
