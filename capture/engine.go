@@ -374,7 +374,9 @@ type pendingSYN struct {
 }
 
 // pending reports whether s still waits for its SYN-ACK.
-func (s *pendingSYN) pending() bool { return s.f.conn == s.conn && s.f.rtt.hs == hsActive }
+func (s *pendingSYN) pending() bool {
+	return s.f.conn == s.conn && s.f.rtt.hs == hsActive && !s.f.rtt.synTimedOut
+}
 
 // checkSYNs counts a timeout for each connection whose first SYN is
 // SYNTimeout old without a SYN-ACK (nor an RST), at engine clock now.
@@ -382,7 +384,7 @@ func (e *Engine) checkSYNs(now int64) {
 	for e.synsHead < len(e.syns) && e.syns[e.synsHead].first+e.synTTL <= now {
 		s := &e.syns[e.synsHead]
 		if s.pending() {
-			s.f.rtt.hs = hsNone // counted once, however many SYNs follow
+			s.f.rtt.synTimedOut = true // counted once, however many SYNs follow
 			if r := e.record(s.f); r != nil {
 				e.agg.count(r, countTimeout, now)
 			} else {

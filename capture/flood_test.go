@@ -496,8 +496,10 @@ func TestFloodOutstanding(t *testing.T) {
 			if st.Flows != 1 || st.Samples != 0 || st.SamplesDiscarded != 0 {
 				t.Errorf("after %d segments: %+v", n, st)
 			}
-			if got := maxTimedSegs(e); got != MaxTimedSegments {
-				t.Errorf("%d timed segments, want %d", got, MaxTimedSegments)
+			// Thinned to a uniform sample of the flight, between three
+			// quarters of the room and all of it.
+			if got := maxTimedSegs(e); got < MaxTimedSegments*3/4-1 || got > MaxTimedSegments {
+				t.Errorf("%d timed segments, want %d to %d", got, MaxTimedSegments*3/4, MaxTimedSegments)
 			}
 			settled := h.settled()
 			// One flow: the whole flood fits in the slack.
@@ -521,9 +523,13 @@ func TestFloodOutstanding(t *testing.T) {
 			got := rec.got()
 			want := []msample{{MethodSeqAck, 2 * time.Millisecond}}
 			switch {
-			case tc.ts:
+			case tc.ts && len(got) == 2:
+				// The records are a uniform sample of the flood: the first
+				// segment, which the ACK echoes, may be among them.
 				want = []msample{{MethodTimestamp, time.Duration(now - t0.UnixNano())}, {MethodTimestamp, 2 * time.Millisecond}}
-			case tc.big && len(got) == 2:
+			case tc.ts:
+				want = []msample{{MethodTimestamp, 2 * time.Millisecond}}
+			case len(got) == 2:
 				// The last segment of the flood may hold a record, which
 				// the ACK of everything times.
 				want = []msample{{MethodSeqAck, time.Microsecond}, want[0]}
@@ -931,20 +937,20 @@ func TestFloodSilentPeers(t *testing.T) {
 		data.setAddrs(floodLocalIP, remote)
 		data.setPorts(lport, 443)
 		data.setSeq(i, 1)
-		data.setTS(i, 0)
+		data.setTS(i+1, 0) // from 1: a TSecr of 0 is no echo
 		data.process(e, now)
 		if i%answer == 0 {
 			ack.setAddrs(remote, floodLocalIP)
 			ack.setPorts(443, lport)
 			ack.setSeq(1, i+300)
-			ack.setTS(1, i)
+			ack.setTS(1, i+1)
 			ack.process(e, now+int64(time.Millisecond))
 		}
 		if i%2 == 0 {
 			fin.setAddrs(floodLocalIP, remote)
 			fin.setPorts(lport, 443)
 			fin.setSeq(i+300, 1)
-			fin.setTS(i, 0)
+			fin.setTS(i+1, 0)
 			fin.process(e, now+int64(2*time.Millisecond))
 		}
 		if now >= nextDrain {
@@ -969,7 +975,8 @@ func TestFloodSilentPeers(t *testing.T) {
 	checkHeap(t, h, int64(maxFlows)*FlowBytes+int64(maxPeers)*floodPeerBytes+floodSlack)
 
 	// idle_ttl later, with no packet in between, the sweep of a live
-	// capture leaves nothing.
+	// capture leaves nothing (once the last interval is drained).
+	e.Drain(nil)
 	e.Expire(time.Unix(0, end).Add(DefaultIdleTTL + time.Second))
 	if st := e.Stats(); st.Flows != 0 || st.Peers != 0 || st.FlowsExpired != st.FlowsCreated {
 		t.Errorf("idle_ttl after the last packet: %v, peers %d", st, st.Peers)
@@ -1221,4 +1228,56 @@ func TestFloodThroughput(t *testing.T) {
 			t.Errorf("flood %s: %.2f× normal traffic, the median of rounds %.2f: want at most 2× (checked here at %.0f×)", fk.name, ratio, ratios, limit)
 		}
 	}
+}
+
+// TestFloodLargeFlights gives thousands of flows a flight larger than
+// their inline records at once: at most max(256, MaxFlows/16) of them
+// borrow room for MaxTimedSegments records, the others time their flight
+// with their inline records, and the heap stays within FlowTableBytes.
+// When the flights are acknowledged, the room goes back to the pool.
+func TestFloodLargeFlights(t *testing.T) {
+	const flows, flight = 5000, 200
+	maxFlows := 8192
+	h := newHeapProbe()
+	e := NewEngine(Config{Local: mixLocalSet(), MaxFlows: maxFlows})
+	data := newFloodFrame(t, tseg{src: mixAP(floodLocal, 40000), dst: netip.MustParseAddrPort("198.51.100.7:443"), flags: FlagACK | FlagPSH})
+	data.setPayload(1448)
+	ack := newFloodFrame(t, tseg{src: netip.MustParseAddrPort("198.51.100.7:443"), dst: mixAP(floodLocal, 40000), flags: FlagACK})
+	now := t0.UnixNano()
+	for i := range flight {
+		for f := range flows {
+			data.setPorts(uint16(10000+f), 443)
+			data.setSeq(uint32(i*1448), 1)
+			data.process(e, now)
+			now += int64(time.Microsecond)
+		}
+		h.sample()
+	}
+	if got, max := e.flows.pool.inUse, extMax(maxFlows); got != max {
+		t.Errorf("%d flows borrowed room for a large flight, want the cap, %d", got, max)
+	}
+	borrowed := 0
+	for _, f := range e.flows.m {
+		if f.rtt.ext != nil {
+			borrowed++
+		}
+		if n := int(f.rtt.nseg); n > MaxTimedSegments || f.rtt.ext == nil && n > inlineSegs {
+			t.Fatalf("a flow holds %d records", n)
+		}
+	}
+	if borrowed != e.flows.pool.inUse {
+		t.Errorf("%d flows hold borrowed room, the pool lent %d", borrowed, e.flows.pool.inUse)
+	}
+	checkHeap(t, h, FlowTableBytes(maxFlows)+floodSlack)
+	// The peer acknowledges every flight: the room goes back.
+	for f := range flows {
+		ack.setPorts(443, uint16(10000+f))
+		ack.setSeq(1, uint32(flight*1448))
+		ack.process(e, now)
+	}
+	if got := e.flows.pool.inUse; got != 0 {
+		t.Errorf("after the ACKs, %d flows still borrow room", got)
+	}
+	t.Logf("%d flows of %d segments in flight: %d borrowed room; heap peak %.1f MiB (bound %.1f MiB)",
+		flows, flight, borrowed, mib(h.peak), mib(FlowTableBytes(maxFlows)+floodSlack))
 }

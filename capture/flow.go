@@ -167,6 +167,17 @@ func newFlowTable(max int) *flowTable {
 	return &flowTable{m: make(map[flowKey]*flow, min(max, 1024)), max: max, pool: segPool{max: extMax(max)}}
 }
 
+// FlightBytes is the memory of the room a flow borrows to time a large
+// flight (MaxTimedSegments records).
+const FlightBytes = MaxTimedSegments * 24
+
+// FlowTableBytes bounds the memory of the flow table of an Engine with
+// MaxFlows maxFlows: FlowBytes per flow, plus the room for large flights
+// that at most max(256, maxFlows/16) flows borrow at once.
+func FlowTableBytes(maxFlows int) int64 {
+	return int64(maxFlows)*FlowBytes + int64(extMax(maxFlows))*(FlightBytes+16)
+}
+
 // extMax is how many flows of a table of max flows may time a flight
 // larger than inlineSegs segments at once: max/16, at least 256, at most
 // max.

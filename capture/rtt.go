@@ -82,7 +82,7 @@ func (s Methods) String() string {
 const (
 	inlineSegs = 16
 	// MaxTimedSegments is the most segments one flow times at once.
-	MaxTimedSegments = 64
+	MaxTimedSegments = 128
 )
 
 // seg is one timed outgoing segment.
@@ -163,13 +163,17 @@ type rttVars struct {
 	tsMaxOK bool // tsMax holds the highest TSval the local side sent
 	tsMax   uint32
 
-	// thinAll and thinFirst are the levels of thinning of new records
-	// (see thin): of all segments, and of the first of each TSval.
-	thinAll, thinFirst uint8
+	// thinAll and thinFirst are how far the thresholds of the segments
+	// recorded (see rank) lie below allRanks: for all segments, and for
+	// the first of each TSval. Zero records every segment.
+	thinAll, thinFirst uint16
 
 	// established: the connection is open (its handshake completed, or it
 	// carried data when the capture began), so that a RST resets it.
 	established bool
+	// synTimedOut: the local side's SYN has been counted as timed out; a
+	// late SYN-ACK still opens the connection.
+	synTimedOut bool
 
 	sndNxt, prevAck, lastEcho uint32
 	rxLo, rxHi                uint32
@@ -211,36 +215,48 @@ func (r *rttState) room() []seg {
 	return r.inl[:]
 }
 
-// Records of a large flight. When all room is full, thin drops about half
-// of the records, at random, and from then on only about half of the new
-// segments are recorded: a level of thinning k records a segment with
-// probability 2^-k, so that the records stay a uniform sample of the whole
-// flight, however large, instead of its first segments. The choice is a
-// hash of the segment, not a fixed stride, which delayed ACKs (one for
-// every second segment) would meet on the wrong parity every time. With
-// timestamps, the first segment sent with each TSval, which an echo of
-// that TSval is timed from when the segment at the previous ACK is not
-// recorded, has its own level and is thinned only when the records are
-// mostly such first segments. The levels fall back when the flight
-// shrinks to a quarter of the room.
+// Records of a large flight. Each segment has a pseudo-random rank, a
+// hash of its sequence number and capture time. A flow records a segment
+// only if its rank is below the flow's threshold, at first above every
+// rank. When all room is full, thin lowers the threshold by a quarter and
+// drops the records ranked above it: the records are then those segments
+// of the flight whose rank is below the threshold, a uniform sample of the
+// whole flight, however large, rather than its first segments, and about
+// as many as the room holds. A rank, not a fixed stride, which delayed ACKs
+// (one for every second segment) would meet on the wrong parity every
+// time. With timestamps, the first segment sent with each TSval, which an
+// echo of that TSval is timed from when the segment at the previous ACK is
+// not recorded, has its own threshold, lowered only when the records are
+// mostly such first segments. The thresholds rise again, by half of what
+// they lack, each time the flight shrinks below a quarter of the room, and
+// return to recording every segment once no record is left.
 
-// chance returns pseudo-random bits for a segment, a hash of its sequence
-// number and capture time.
-func chance(seq uint32, t int64) uint32 {
+// rank returns the pseudo-random rank of a segment.
+func rank(seq uint32, t int64) uint16 {
 	h := uint64(seq)*0x9e3779b97f4a7c15 ^ uint64(t)*0xc2b2ae3d27d4eb4f
 	h ^= h >> 31
 	h *= 0x94d049bb133111eb
-	return uint32(h >> 32)
+	return uint16(h >> 48)
 }
 
+// allRanks is the threshold that records every segment.
+const allRanks = 1 << 16
+
 // wants reports whether a segment, the first of its TSval or not, is
-// recorded at the current levels of thinning.
+// recorded at the current thresholds.
 func (r *rttState) wants(seq uint32, t int64, first bool) bool {
-	k := r.thinAll
+	thr := r.threshold(first)
+	return thr >= allRanks || uint32(rank(seq, t)) < thr
+}
+
+// threshold returns the threshold for first segments of a TSval, or for
+// the others. The zero value of thinAll and thinFirst means allRanks.
+func (r *rttState) threshold(first bool) uint32 {
+	lack := r.thinAll
 	if first {
-		k = r.thinFirst
+		lack = r.thinFirst
 	}
-	return k == 0 || chance(seq, t)&(1<<k-1) == 0
+	return allRanks - uint32(lack)
 }
 
 // push appends a record: in borrowed room when the inline room is full,
@@ -259,13 +275,17 @@ func (r *rttState) push(s seg, pool *segPool) {
 	r.nseg++
 }
 
-// shrink lowers the levels of thinning while the flight is at a quarter of
-// the room, and moves the records back inline, giving the borrowed room
-// back, once it fits in half the inline room.
+// shrink raises the thresholds of the segments recorded while the flight
+// is below a quarter of the room (back to recording every segment once no
+// record is left), and moves the records back inline,
+// giving the borrowed room back, once it fits in half the inline room.
 func (r *rttState) shrink(pool *segPool) {
-	if int(r.nseg) < len(r.room())/4 {
-		r.thinAll = max(r.thinAll, 1) - 1
-		r.thinFirst = max(r.thinFirst, 1) - 1
+	switch {
+	case r.nseg == 0:
+		r.thinAll, r.thinFirst = 0, 0 // the flight is over
+	case int(r.nseg) < len(r.room())/4:
+		r.thinAll -= r.thinAll / 2
+		r.thinFirst -= r.thinFirst / 2
 	}
 	if r.ext != nil && r.nseg <= inlineSegs/2 {
 		copy(r.inl[:], r.ext[:r.nseg])
@@ -274,10 +294,10 @@ func (r *rttState) shrink(pool *segPool) {
 	}
 }
 
-// thin removes about half of the records of a full store, at random, and
-// raises the level of thinning of new segments to match. With
-// timestamps, it thins only the records that are not the first of their
-// TSval, unless they are fewer than a quarter.
+// thin lowers the threshold of a full store by a quarter and drops the
+// records ranked above it. With timestamps, it thins only the records
+// that are not the first of their TSval, unless they are fewer than a
+// quarter.
 func (r *rttState) thin() {
 	l := r.recs()
 	others := 0
@@ -287,27 +307,30 @@ func (r *rttState) thin() {
 		}
 	}
 	firsts := others < len(l)/4
-	k := uint8(0)
-	for i := range l {
-		s := &l[i]
-		drop := (firsts || !s.first) && chance(s.seq, s.t)&1 != 0
-		if !drop {
-			l[k] = *s
-			k++
+	for {
+		thrAll := r.threshold(false) * 3 / 4
+		r.thinAll = uint16(allRanks - thrAll)
+		thrFirst := r.threshold(true)
+		if firsts {
+			thrFirst = thrFirst * 3 / 4
+			r.thinFirst = uint16(allRanks - thrFirst)
 		}
-	}
-	if int(k) == len(l) {
-		// Unlucky hashes: drop every other record.
-		k = 0
-		for i := 0; i < len(l); i += 2 {
-			l[k] = l[i]
-			k++
+		k := uint8(0)
+		for i := range l {
+			s := &l[i]
+			thr := thrAll
+			if s.first {
+				thr = thrFirst
+			}
+			if uint32(rank(s.seq, s.t)) < thr {
+				l[k] = *s
+				k++
+			}
 		}
-	}
-	r.nseg = k
-	r.thinAll = min(r.thinAll+1, 15)
-	if firsts {
-		r.thinFirst = min(r.thinFirst+1, 15)
+		r.nseg = k
+		if int(k) < len(l) || thrAll < 16 {
+			return // room for the new record
+		}
 	}
 }
 
@@ -459,7 +482,7 @@ func (r *rttState) timeOutgoing(p *Packet, t int64, epoch uint8, methods Methods
 func (r *rttState) timeIncoming(p *Packet, t int64, methods Methods, emit sampleFunc, pool *segPool) (ev event) {
 	if p.Flags&FlagRST != 0 {
 		switch {
-		case r.hs == hsActive && (p.Flags&FlagACK == 0 || p.Ack == r.hsSeq+1):
+		case r.hs == hsActive && p.Flags&FlagACK != 0 && p.Ack == r.hsSeq+1:
 			ev = evRefused
 			r.hs = hsNone
 		case r.established:
@@ -502,10 +525,11 @@ func (r *rttState) timeIncoming(p *Packet, t int64, methods Methods, emit sample
 	case methods.Has(MethodSeqAck):
 		r.matchAck(ack, t, emit)
 	}
-	// Drop what this ACK covers cumulatively.
+	// Drop what this ACK covers cumulatively, and records left more than
+	// 2^31 bytes behind (see timeOutgoing), which look ahead of it.
 	if !r.prevAckOK || seqGT(ack, r.prevAck) {
 		r.prevAck, r.prevAckOK = ack, true
-		r.drop(func(s *seg) bool { return seqLEQ(s.end, ack) })
+		r.drop(func(s *seg) bool { return seqLEQ(s.end, ack) || r.sndNxtOK && seqGT(s.end, r.sndNxt) })
 	}
 	r.shrink(pool)
 	return ev

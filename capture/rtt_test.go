@@ -796,7 +796,7 @@ func TestMaxTimedSegments(t *testing.T) {
 		// thinned.
 		{name: "no-ts/all-timed", n: MaxTimedSegments, gap: ms(0.1), minSamples: MaxTimedSegments},
 		{name: "no-ts/thinned", n: 1000, gap: ms(0.1), minSamples: 1000 / 4},
-		{name: "no-ts/thinned-inline-only", n: 1000, gap: ms(0.1), noRoom: true, minSamples: 1000 / 16},
+		{name: "no-ts/thinned-inline-only", n: 1000, gap: ms(0.1), noRoom: true, minSamples: 1000 / 32},
 		// 1 ms apart, a TSval each: 20 in flight, all timed.
 		{name: "ts/all-timed", ts: true, n: 200, gap: ms(1), minSamples: 200},
 		// 0.25 ms apart, four segments per TSval: one sample per TSval

@@ -754,8 +754,8 @@ func TestCheckLive(t *testing.T) {
 		}
 		var header, row []string
 		for i, l := range lines {
-			if f := strings.Fields(l); len(f) > 0 && f[0] == "SRC" && i+1 < len(lines) {
-				header, row = f, strings.Fields(lines[i+1])
+			if f := strings.Fields(l); len(f) > 0 && f[0] == "SRC" && i+1 < len(lines) && header == nil {
+				header, row = f, strings.Fields(lines[i+1]) // the RTT table, the first
 			}
 		}
 		if diff := cmp.Diff([]string{"SRC", "DST", "SAMPLES", "LAST", "AVG", "JITTER", "MIN", "P50", "P95", "P99", "MAX", "DISTRIBUTION"}, header); diff != "" {
