@@ -129,9 +129,27 @@ for i in $(seq 1 "$runs"); do
 		continue
 	fi
 	failed=$((failed + 1))
-	# The failed tests, deepest subtests included, then packages that
-	# failed without a failed test (a build error, a panic, a timeout).
-	tests=$(grep -oE -- '--- FAIL: [^ ]+' "$log" | sed 's/--- FAIL: //' | sort -u | tr '\n' ' ')
+	# The failed tests, each with up to three of its deepest failed
+	# subtests, then the packages that failed (a package can fail without
+	# a failed test: a build error, a panic, a timeout).
+	tests=$(grep -oE -- '--- FAIL: [^ ]+' "$log" | sed 's/--- FAIL: //' | sort -u | awk '
+		{ name[NR] = $0 }
+		END {
+			for (i = 1; i <= NR; i++) {
+				n = name[i]; top = n; sub(/\/.*/, "", top)
+				if (n == top) { order[++tops] = top; continue }
+				leaf = 1
+				for (j = 1; j <= NR; j++) if (index(name[j], n "/") == 1) leaf = 0
+				if (!leaf) continue
+				count[top]++
+				if (count[top] <= 3) list[top] = list[top] (count[top] > 1 ? ", " : "") substr(n, length(top) + 2)
+			}
+			for (k = 1; k <= tops; k++) {
+				t = order[k]; out = t
+				if (count[t] > 0) out = out " (" list[t] (count[t] > 3 ? " and " count[t] - 3 " more" : "") ")"
+				printf "%s%s", (k > 1 ? "; " : ""), out
+			}
+		}')
 	pkgs=$(grep -E '^FAIL[[:space:]]+[^[:space:]]+' "$log" | awk '{print $2}' | sort -u | tr '\n' ' ')
 	echo "run $i/$runs: FAIL (${took}s): ${tests:-no failed test}; packages: ${pkgs:-none}; log $log"
 done
