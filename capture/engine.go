@@ -286,8 +286,8 @@ func (e *Engine) ProcessDev(link LinkType, data []byte, wireLen int, t int64, de
 }
 
 func (e *Engine) outgoing(p *Packet, t int64, dev Device) {
-	k := flowKey{netip.AddrPortFrom(p.Src, p.SrcPort), netip.AddrPortFrom(p.Dst, p.DstPort)}
-	f := e.flows.get(k, p.Flags&FlagRST == 0)
+	k := makeFlowKey(p.Src, p.SrcPort, p.Dst, p.DstPort)
+	f := e.flows.get(&k, p.Flags&FlagRST == 0, e.mono)
 	if f == nil {
 		return
 	}
@@ -323,8 +323,8 @@ func (e *Engine) outgoing(p *Packet, t int64, dev Device) {
 }
 
 func (e *Engine) incoming(p *Packet, t int64, dev Device) {
-	k := flowKey{netip.AddrPortFrom(p.Dst, p.DstPort), netip.AddrPortFrom(p.Src, p.SrcPort)}
-	f := e.flows.get(k, false)
+	k := makeFlowKey(p.Dst, p.DstPort, p.Src, p.SrcPort)
+	f := e.flows.get(&k, false, e.mono)
 	if f == nil {
 		return // nothing of ours to time on a flow we never sent on
 	}
@@ -422,7 +422,7 @@ func (e *Engine) trimSYNs() {
 // ip_local_port_range) is the client, unless both or neither are, where
 // a well-known port (below 1024) marks the server.
 func (e *Engine) guessDirection(k flowKey) Direction {
-	lp, rp := k.local.Port(), k.remote.Port()
+	lp, rp := uint16(k.ports>>16), uint16(k.ports)
 	lEph := lp >= e.ephem[0] && lp <= e.ephem[1]
 	rEph := rp >= e.ephem[0] && rp <= e.ephem[1]
 	switch {
@@ -442,8 +442,8 @@ func (e *Engine) guessDirection(k flowKey) Direction {
 // address grouped by host name or prefix, and with service tags its
 // direction and service port.
 func (e *Engine) peerKey(f *flow, names *Peers) PeerKey {
-	remote := f.key.remote.Addr()
-	k := PeerKey{Local: f.key.local.Addr()}
+	remote := wordsAddr(f.key.r)
+	k := PeerKey{Local: wordsAddr(f.key.l)}
 	if name := names.HostName(remote); name != "" {
 		k.Remote = Remote{Host: name}
 	} else {
@@ -459,9 +459,9 @@ func (e *Engine) peerKey(f *flow, names *Peers) PeerKey {
 		k.Dir = f.dir
 		switch f.dir {
 		case DirOutbound:
-			k.Port = uint32(f.key.remote.Port())
+			k.Port = f.key.ports & 0xffff
 		case DirInbound:
-			k.Port = uint32(f.key.local.Port())
+			k.Port = f.key.ports >> 16
 		}
 	}
 	return k
@@ -499,8 +499,8 @@ func (e *Engine) emit(rtt int64, m Method, epoch uint8) {
 	if e.onSample != nil {
 		e.onSample(Sample{
 			Time:   time.Unix(0, e.curTime),
-			Local:  f.key.local,
-			Remote: f.key.remote,
+			Local:  f.key.local(),
+			Remote: f.key.remote(),
 			Method: m,
 			RTT:    time.Duration(rtt),
 		})
@@ -560,8 +560,10 @@ func (e *Engine) expire(n int64) {
 	e.agg.expire(n - e.idleTTL)
 }
 
-// Drain returns the per-peer stats of every peer with samples since the
-// previous Drain, appended to dst, and starts a new interval. It holds the
+// Drain returns the per-peer stats of every peer with samples or TCP
+// counts since the previous Drain, appended to dst, and starts a new
+// interval. The Buckets of the stats returned share an array that the
+// next Drain reuses: copy them to keep them longer. It holds the
 // lock that Process takes only to swap two maps, and costs O(peers). Safe
 // for concurrent use.
 func (e *Engine) Drain(dst []PeerStats) []PeerStats {

@@ -132,3 +132,77 @@ func TestLivePanicBackoff(t *testing.T) {
 		})
 	}
 }
+
+// TestLiveBackoffUnhealthy opens a capture that opens but never works: on
+// a down interface the socket binds and the first read fails; with a tiny
+// net.core.optmem_max the kernel filter does not attach. Such an attempt
+// is not healthy, so the backoff keeps doubling from 100 ms (attempts at
+// about 0, 0.1, 0.3, 0.7, 1.5 and 3.1 s) instead of reopening, and
+// allocating a ring, every 100 ms; Failures counts every attempt.
+func TestLiveBackoffUnhealthy(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		setup func(*testbed.Pair) error
+		want  string
+	}{
+		{"interface-down", func(p *testbed.Pair) error { return p.Client.IP("link", "set", p.ClientIf, "down") },
+			"the interface went down or was removed"},
+		{"filter-refused", func(p *testbed.Pair) error { return p.Client.SetSysctl("net.core.optmem_max", "64") },
+			"attach kernel filter"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pair := testbed.NewVethPair(t)
+			if err := tc.setup(pair); err != nil {
+				t.Fatal(err)
+			}
+			l, err := NewLive(LiveConfig{Interface: pair.ClientIf, Netns: pair.Client.Path()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := l.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer l.Stop()
+			time.Sleep(3200 * time.Millisecond)
+			h := l.Health()
+			t.Logf("after 3.2 s: %d failures, state %v, last error %v", h.Failures, h.State, h.LastError)
+			if h.Failures < 4 || h.Failures > 7 {
+				t.Errorf("%d failed attempts in 3.2 s, want 4 to 7: a backoff doubling from 100 ms", h.Failures)
+			}
+			if h.LastError == nil || !strings.Contains(h.LastError.Error(), tc.want) {
+				t.Errorf("last error %v, want one that says %q", h.LastError, tc.want)
+			}
+		})
+	}
+}
+
+// TestLiveHealthyAfterQuiet brings a down interface up, with no traffic:
+// the attempt that opens then reads nothing, and counts as healthy once
+// it has run HealthyAfter without error, which clears Failures and resets
+// the backoff.
+func TestLiveHealthyAfterQuiet(t *testing.T) {
+	pair := testbed.NewVethPair(t)
+	if err := pair.Client.IP("link", "set", pair.ClientIf, "down"); err != nil {
+		t.Fatal(err)
+	}
+	l, err := NewLive(LiveConfig{Interface: pair.ClientIf, Netns: pair.Client.Path(), MaxBackoff: 200 * time.Millisecond, HealthyAfter: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer l.Stop()
+	waitFor(t, 3*time.Second, "failed attempts", func() bool { return l.Health().Failures >= 3 })
+	if err := pair.Client.IP("link", "set", pair.ClientIf, "up"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 3*time.Second, "capturing", func() bool { return l.Health().State == StateCapturing })
+	if h := l.Health(); h.Failures == 0 {
+		t.Errorf("failures cleared at once on open, before the attempt was healthy")
+	}
+	waitFor(t, 3*time.Second, "a healthy attempt", func() bool {
+		h := l.Health()
+		return h.State == StateCapturing && h.Failures == 0
+	})
+}

@@ -215,9 +215,7 @@ func checkFlowCounters(tb testing.TB, st Stats, limit int) {
 // maxTimedSegs returns the most timed segments any flow of e holds.
 func maxTimedSegs(e *Engine) int {
 	n := 0
-	for _, f := range e.flows.m {
-		n = max(n, int(f.rtt.nseg))
-	}
+	e.flows.each(func(f *flow) { n = max(n, int(f.rtt.nseg)) })
 	return n
 }
 
@@ -926,6 +924,7 @@ func TestFloodSilentPeers(t *testing.T) {
 	maxFlows := uint64(perSec/2*int(DefaultIdleTTL/time.Second+1) + perSec/2*int(DefaultExpTTL/time.Second+1) + perSec)
 	maxPeers := uint64(perSec/answer*int(DefaultIdleTTL/time.Second+1) + 1)
 	var highFlows, highPeers uint64
+	var drained []PeerStats
 	start := t0.UnixNano()
 	end := start + int64(time.Duration(hours)*time.Hour)
 	nextDrain := start + int64(drain)
@@ -954,7 +953,7 @@ func TestFloodSilentPeers(t *testing.T) {
 			fin.process(e, now+int64(2*time.Millisecond))
 		}
 		if now >= nextDrain {
-			e.Drain(nil)
+			drained = e.Drain(drained[:0]) // reusing the buffer, as the check does
 			nextDrain += int64(drain)
 			st := e.Stats()
 			highFlows, highPeers = max(highFlows, st.Flows), max(highPeers, st.Peers)
@@ -1257,14 +1256,14 @@ func TestFloodLargeFlights(t *testing.T) {
 		t.Errorf("%d flows borrowed room for a large flight, want the cap, %d", got, max)
 	}
 	borrowed := 0
-	for _, f := range e.flows.m {
+	e.flows.each(func(f *flow) {
 		if f.rtt.ext != nil {
 			borrowed++
 		}
 		if n := int(f.rtt.nseg); n > MaxTimedSegments || f.rtt.ext == nil && n > inlineSegs {
 			t.Fatalf("a flow holds %d records", n)
 		}
-	}
+	})
 	if borrowed != e.flows.pool.inUse {
 		t.Errorf("%d flows hold borrowed room, the pool lent %d", borrowed, e.flows.pool.inUse)
 	}

@@ -1,6 +1,8 @@
 package capture
 
 import (
+	"encoding/binary"
+	"math/rand/v2"
 	"net/netip"
 	"sync/atomic"
 	"time"
@@ -15,44 +17,94 @@ const (
 	// its last packet (the exp_ttl setting).
 	DefaultExpTTL = 60 * time.Second
 	// DefaultMaxFlows is the default cap on tracked flows (the max_flows
-	// setting). At FlowBytes each, the table then holds at most about
-	// 48 MiB.
+	// setting). At FlowBytes each, the table then holds at most 24 MiB,
+	// plus the room for large flights (FlowTableBytes).
 	DefaultMaxFlows = 32768
-	// FlowBytes is the approximate memory one tracked flow takes, an
-	// upper bound: the flow struct (656 bytes on 64-bit platforms, with
-	// its MaxTimedSegments timed segments) in its allocation chunk, its
-	// map entry (a 64-byte key) and its free-list slot come to about
-	// 900-930 bytes of heap in a table just filled (TestFlowBytes), and
-	// to 1.35-1.41 KiB once a flood has evicted a few hundred times
-	// MaxFlows flows: deletions leave tombstones that make the Go map
-	// grow to about 4 times its fresh size before it levels off
-	// (golang/go#70886; TestFloodSYNChurn measures it).
-	FlowBytes = 1536
+	// FlowBytes is the memory one tracked flow takes, an upper bound: the
+	// flow struct (624 bytes on 64-bit platforms, with its inline records
+	// of timed segments) in its allocation chunk, its two slots in the
+	// hash index (16 bytes each) and its free-list slot come to 650-700
+	// bytes of heap (TestFlowBytes). The index deletes without tombstones,
+	// so a flood that churns the table does not grow it
+	// (TestFloodSYNChurn).
+	FlowBytes = 768
 )
 
 // flowKey identifies a flow from the local side: segments sent from local
-// to remote are timed, and ACKs from remote to local end the timing.
+// to remote are timed, and ACKs from remote to local end the timing. Both
+// addresses are held in 16 bytes (IPv4 as IPv4-mapped IPv6), so that the
+// key is compact, has no pointer, and hashes and compares as five words.
 type flowKey struct {
-	local, remote netip.AddrPort
+	l, r  [2]uint64 // local and remote address, big-endian halves of As16
+	ports uint32    // local port << 16 | remote port
+}
+
+func addrWords(a netip.Addr) [2]uint64 {
+	b := a.As16()
+	return [2]uint64{binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])}
+}
+
+func wordsAddr(w [2]uint64) netip.Addr {
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], w[0])
+	binary.BigEndian.PutUint64(b[8:], w[1])
+	return netip.AddrFrom16(b).Unmap()
+}
+
+// makeFlowKey returns the key of the flow from local to remote.
+func makeFlowKey(local netip.Addr, lport uint16, remote netip.Addr, rport uint16) flowKey {
+	return flowKey{l: addrWords(local), r: addrWords(remote), ports: uint32(lport)<<16 | uint32(rport)}
+}
+
+func (k *flowKey) local() netip.AddrPort {
+	return netip.AddrPortFrom(wordsAddr(k.l), uint16(k.ports>>16))
+}
+
+func (k *flowKey) remote() netip.AddrPort {
+	return netip.AddrPortFrom(wordsAddr(k.r), uint16(k.ports))
+}
+
+// hash mixes the key's words with seed: a multiply-xorshift over five
+// words, much cheaper than a generic hash of the key, and seeded per
+// table so that crafted flows cannot be made to collide.
+func (k *flowKey) hash(seed uint64) uint64 {
+	h := seed ^ k.l[0]*0x9e3779b97f4a7c15
+	h = (h ^ k.l[1]) * 0xc2b2ae3d27d4eb4f
+	h = (h ^ k.r[0]) * 0x165667b19e3779f9
+	h = (h ^ k.r[1]) * 0x27d4eb2f165667c5
+	h = (h ^ uint64(k.ports)) * 0x94d049bb133111eb
+	return h ^ h>>29
 }
 
 // flow is one tracked TCP connection, seen from its local end. Flows sit in
-// one of two LRU lists (open, or closed after FIN or RST), most recently
-// seen first, so that expiry and eviction take them from the tail.
-// flowTable.get resets a reused flow field by field (all but rtt.segs):
-// a new field must be reset there too.
+// one of two LRU lists (open, or closed after FIN or RST), least recently
+// listed last, so that expiry and eviction take them from the tail. A flow
+// is moved to the front of its list at most once every listEvery of the
+// engine clock (listed records when), which spares a busy flow the list's
+// pointer writes on every packet; expiry checks lastSeen before removing a
+// flow from the tail.
+//
+// The fields the packet path reads come first; the inline records of
+// timed segments, read only when a segment is timed or answered, last.
+// flowTable.get resets a reused flow field by field (all but the inline
+// records): a new field must be reset there too.
 type flow struct {
 	key        flowKey
-	prev, next *flow
-	lastSeen   int64 // engine clock (monotonic when live), ns
-	closed     bool  // saw FIN or RST
+	closed     bool // saw FIN or RST
 	dir        Direction
+	prev, next *flow
+	lastSeen   int64          // engine clock (monotonic when live), ns
+	listed     int64          // engine clock when it was last moved to the front of its list
+	peer       *peerRec       // the aggregate its samples and counts go to; nil until needed
 	conn       uint32         // bumped for each connection the local side opens on it, and on reuse
 	peerGen    uint32         // the engine's group generation peer was looked up in
-	peer       *peerRec       // the aggregate its samples and counts go to; nil until needed
 	seen       [2]lastSegment // by direction: dirOut, dirIn
 	rtt        rttState
 }
+
+// listEvery is how long a flow stays where it is in its LRU list before a
+// packet moves it to the front again.
+const listEvery = int64(time.Second)
 
 // Directions of a segment within a flow.
 const (
@@ -151,9 +203,22 @@ func (l *flowList) remove(f *flow) {
 	l.n--
 }
 
-// flowTable holds the flows, bounded by max. It is owned by one goroutine.
+// flowSlot is a slot of the flow table's hash index: the low 32 bits of
+// the key's hash, which hold its home slot, and the flow, or nil.
+type flowSlot struct {
+	h uint32
+	f *flow
+}
+
+// flowTable holds the flows, bounded by max, in an open-addressing hash
+// index with linear probing and backward-shift deletion (no tombstones, so
+// churn never grows it), sized to twice max rounded up to a power of two.
+// It is owned by one goroutine.
 type flowTable struct {
-	m            map[flowKey]*flow
+	slots        []flowSlot
+	mask         uint32
+	seed         uint64
+	n            int
 	open, closed flowList
 	free         []*flow // released flows, reused before allocating
 	max          int
@@ -163,8 +228,217 @@ type flowTable struct {
 	evicted, expired, created, active atomic.Uint64
 }
 
+// flowTableInit is the index size a table starts with; it doubles as
+// flows are added, up to the size for max.
+const flowTableInit = 1024
+
 func newFlowTable(max int) *flowTable {
-	return &flowTable{m: make(map[flowKey]*flow, min(max, 1024)), max: max, pool: segPool{max: extMax(max)}}
+	t := &flowTable{max: max, pool: segPool{max: extMax(max)}, seed: rand.Uint64() | 1}
+	t.resize(min(flowTableInit, slotsFor(max)))
+	return t
+}
+
+// slotsFor returns the index size for n flows: at least twice n, a power
+// of two.
+func slotsFor(n int) int {
+	s := 16
+	for s < 2*n {
+		s <<= 1
+	}
+	return s
+}
+
+// resize rebuilds the index with size slots.
+func (t *flowTable) resize(size int) {
+	old := t.slots
+	t.slots = make([]flowSlot, size)
+	t.mask = uint32(size - 1)
+	for _, s := range old {
+		if s.f != nil {
+			i := s.h & t.mask
+			for t.slots[i].f != nil {
+				i = (i + 1) & t.mask
+			}
+			t.slots[i] = s
+		}
+	}
+}
+
+// find returns the index of k's slot, and whether it holds k; if not, it
+// is the empty slot where k goes.
+func (t *flowTable) find(k *flowKey) (uint32, bool) {
+	h := uint32(k.hash(t.seed))
+	i := h & t.mask
+	for {
+		s := &t.slots[i]
+		if s.f == nil {
+			return i, false
+		}
+		if s.h == h && s.f.key == *k {
+			return i, true
+		}
+		i = (i + 1) & t.mask
+	}
+}
+
+// lookup returns the flow of k, or nil.
+func (t *flowTable) lookup(k *flowKey) *flow {
+	if i, ok := t.find(k); ok {
+		return t.slots[i].f
+	}
+	return nil
+}
+
+// each calls fn for every flow, in no order. fn must not change the table.
+func (t *flowTable) each(fn func(*flow)) {
+	for _, s := range t.slots {
+		if s.f != nil {
+			fn(s.f)
+		}
+	}
+}
+
+// removeSlot empties slot i and shifts the slots after it back, so that
+// every key stays reachable from its home slot.
+func (t *flowTable) removeSlot(i uint32) {
+	for {
+		t.slots[i] = flowSlot{}
+		j := i
+		for {
+			j = (j + 1) & t.mask
+			s := t.slots[j]
+			if s.f == nil {
+				t.n--
+				return
+			}
+			home := s.h & t.mask
+			// s may move to i if its home is not in (i, j], cyclically.
+			if (j > i && (home <= i || home > j)) || (j < i && home <= i && home > j) {
+				t.slots[i] = s
+				i = j
+				break
+			}
+		}
+	}
+}
+
+// flowChunk is how many flows are allocated at once when the free list is
+// empty.
+const flowChunk = 64
+
+// get returns the flow for k, creating it (and evicting the least recently
+// seen flow when the table is full) if create is set, with now the engine
+// clock. It does not allocate in steady state.
+func (t *flowTable) get(k *flowKey, create bool, now int64) *flow {
+	i, ok := t.find(k)
+	if ok {
+		return t.slots[i].f
+	}
+	if !create {
+		return nil
+	}
+	var f *flow
+	if t.n >= t.max {
+		// Reuse the least recently seen flow, closed ones first.
+		f = t.closed.tail
+		if f == nil {
+			f = t.open.tail
+		}
+		t.unlink(f)
+		t.evicted.Add(1)
+		i, _ = t.find(k) // the removal may have moved k's slot
+	} else {
+		if len(t.free) == 0 {
+			chunk := make([]flow, flowChunk)
+			for i := range chunk {
+				t.free = append(t.free, &chunk[i])
+			}
+		}
+		f = t.free[len(t.free)-1]
+		t.free = t.free[:len(t.free)-1]
+		if 2*(t.n+1) > len(t.slots) && len(t.slots) < slotsFor(t.max) {
+			t.resize(2 * len(t.slots))
+			i, _ = t.find(k)
+		}
+	}
+	// The counters go first: an atomic write waits for the writes before
+	// it, and those below go to cold memory in a flood of new flows.
+	t.created.Add(1)
+	t.active.Store(uint64(t.n + 1))
+	f.key, f.prev, f.next, f.lastSeen, f.listed, f.closed = *k, nil, nil, now, now, false
+	f.dir, f.peer, f.peerGen, f.seen = DirUnknown, nil, 0, [2]lastSegment{}
+	f.conn++ // pending SYNs of the flow's previous use no longer match
+	f.rtt.reset(false, &t.pool)
+	t.slots[i] = flowSlot{h: uint32(k.hash(t.seed)), f: f}
+	t.n++
+	t.open.pushFront(f)
+	return f
+}
+
+// touch marks f as seen at time now, and closed if closed, moving it to
+// the front of its list (the closed one if closed) when it changes list
+// or was last moved listEvery ago.
+func (t *flowTable) touch(f *flow, now int64, closed bool) {
+	f.lastSeen = now
+	if closed == f.closed && now-f.listed < listEvery && now >= f.listed {
+		return
+	}
+	if f.closed {
+		t.closed.remove(f)
+	} else {
+		t.open.remove(f)
+	}
+	f.closed = closed
+	f.listed = now
+	if closed {
+		t.closed.pushFront(f)
+	} else {
+		t.open.pushFront(f)
+	}
+}
+
+// unlink removes f from its list and the index.
+func (t *flowTable) unlink(f *flow) {
+	if f.closed {
+		t.closed.remove(f)
+	} else {
+		t.open.remove(f)
+	}
+	if i, ok := t.find(&f.key); ok {
+		t.removeSlot(i)
+	}
+}
+
+// release removes f and puts it on the free list.
+func (t *flowTable) release(f *flow) {
+	t.unlink(f)
+	if f.rtt.ext != nil {
+		t.pool.put(f.rtt.ext)
+		f.rtt.ext, f.rtt.nseg = nil, 0
+	}
+	t.free = append(t.free, f)
+	t.active.Store(uint64(t.n))
+}
+
+// expire removes open flows idle since before idleBefore and closed flows
+// idle since before closedBefore. A flow at the tail that was seen since
+// (but not moved, see touch) goes to the front instead.
+func (t *flowTable) expire(idleBefore, closedBefore int64) {
+	for _, c := range [2]struct {
+		l      *flowList
+		before int64
+	}{{&t.open, idleBefore}, {&t.closed, closedBefore}} {
+		for f := c.l.tail; f != nil && f.listed < c.before; f = c.l.tail {
+			if f.lastSeen >= c.before {
+				c.l.remove(f)
+				f.listed = f.lastSeen
+				c.l.pushFront(f)
+				continue
+			}
+			t.release(f)
+			t.expired.Add(1)
+		}
+	}
 }
 
 // FlightBytes is the memory of the room a flow borrows to time a large
@@ -182,97 +456,3 @@ func FlowTableBytes(maxFlows int) int64 {
 // larger than inlineSegs segments at once: max/16, at least 256, at most
 // max.
 func extMax(flows int) int { return min(flows, max(256, flows/16)) }
-
-// flowChunk is how many flows are allocated at once when the free list is
-// empty.
-const flowChunk = 64
-
-// get returns the flow for k, creating it (and evicting the least recently
-// seen flow when the table is full) if create is set. It does not allocate
-// in steady state.
-func (t *flowTable) get(k flowKey, create bool) *flow {
-	if f := t.m[k]; f != nil || !create {
-		return f
-	}
-	var f *flow
-	if len(t.m) >= t.max {
-		// Reuse the least recently seen flow, closed ones first.
-		f = t.closed.tail
-		if f == nil {
-			f = t.open.tail
-		}
-		t.unlink(f)
-		t.evicted.Add(1)
-	} else {
-		if len(t.free) == 0 {
-			chunk := make([]flow, flowChunk)
-			for i := range chunk {
-				t.free = append(t.free, &chunk[i])
-			}
-		}
-		f = t.free[len(t.free)-1]
-		t.free = t.free[:len(t.free)-1]
-	}
-	// The counters go first: an atomic write waits for the writes before
-	// it, and those below go to cold memory in a flood of new flows.
-	t.created.Add(1)
-	t.active.Store(uint64(len(t.m) + 1))
-	f.key, f.prev, f.next, f.lastSeen, f.closed = k, nil, nil, 0, false
-	f.dir, f.peer, f.peerGen, f.seen = DirUnknown, nil, 0, [2]lastSegment{}
-	f.conn++ // pending SYNs of the flow's previous use no longer match
-	f.rtt.reset(false, &t.pool)
-	t.m[k] = f
-	t.open.pushFront(f)
-	return f
-}
-
-// touch marks f as seen at time now and moves it to the front of its list,
-// the closed one if closed.
-func (t *flowTable) touch(f *flow, now int64, closed bool) {
-	if f.closed {
-		t.closed.remove(f)
-	} else {
-		t.open.remove(f)
-	}
-	f.closed = closed
-	f.lastSeen = now
-	if closed {
-		t.closed.pushFront(f)
-	} else {
-		t.open.pushFront(f)
-	}
-}
-
-// unlink removes f from its list and the map.
-func (t *flowTable) unlink(f *flow) {
-	if f.closed {
-		t.closed.remove(f)
-	} else {
-		t.open.remove(f)
-	}
-	delete(t.m, f.key)
-}
-
-// release removes f and puts it on the free list.
-func (t *flowTable) release(f *flow) {
-	t.unlink(f)
-	if f.rtt.ext != nil {
-		t.pool.put(f.rtt.ext)
-		f.rtt.ext, f.rtt.nseg = nil, 0
-	}
-	t.free = append(t.free, f)
-	t.active.Store(uint64(len(t.m)))
-}
-
-// expire removes open flows idle since before idleBefore and closed flows
-// idle since before closedBefore.
-func (t *flowTable) expire(idleBefore, closedBefore int64) {
-	for f := t.open.tail; f != nil && f.lastSeen < idleBefore; f = t.open.tail {
-		t.release(f)
-		t.expired.Add(1)
-	}
-	for f := t.closed.tail; f != nil && f.lastSeen < closedBefore; f = t.closed.tail {
-		t.release(f)
-		t.expired.Add(1)
-	}
-}

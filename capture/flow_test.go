@@ -26,16 +26,21 @@ type flowState struct {
 }
 
 // flowStates returns the tracked flows, by local port. It checks that the
-// table's map and LRU lists agree.
+// table's index and LRU lists agree.
 func flowStates(tb testing.TB, e *Engine) []flowState {
 	tb.Helper()
 	ft := e.flows
 	var out []flowState
-	for k, f := range ft.m {
-		if f.key != k {
-			tb.Errorf("flow under key %v has key %v", k, f.key)
+	count := 0
+	ft.each(func(f *flow) {
+		if ft.lookup(&f.key) != f {
+			tb.Errorf("flow %v is not found under its key", f.key)
 		}
-		out = append(out, flowState{k.local.Port(), f.closed})
+		out = append(out, flowState{f.key.local().Port(), f.closed})
+		count++
+	})
+	if count != ft.n {
+		tb.Errorf("index holds %d flows, its count says %d", count, ft.n)
 	}
 	n := 0
 	for _, l := range []struct {
@@ -45,10 +50,10 @@ func flowStates(tb testing.TB, e *Engine) []flowState {
 		i := 0
 		var prev *flow
 		for f := l.list.head; f != nil; f = f.next {
-			if f.closed != l.closed || f.prev != prev || ft.m[f.key] != f {
+			if f.closed != l.closed || f.prev != prev || ft.lookup(&f.key) != f {
 				tb.Errorf("flow %v misplaced in the closed=%v list", f.key, l.closed)
 			}
-			if prev != nil && prev.lastSeen < f.lastSeen {
+			if prev != nil && prev.listed < f.listed {
 				tb.Errorf("closed=%v list not in LRU order at %v", l.closed, f.key)
 			}
 			prev = f
@@ -59,8 +64,8 @@ func flowStates(tb testing.TB, e *Engine) []flowState {
 		}
 		n += i
 	}
-	if n != len(ft.m) {
-		tb.Errorf("lists hold %d flows, map %d", n, len(ft.m))
+	if n != ft.n {
+		tb.Errorf("lists hold %d flows, index %d", n, ft.n)
 	}
 	slices.SortFunc(out, func(a, b flowState) int { return int(a.Port) - int(b.Port) })
 	return out
@@ -501,7 +506,8 @@ func TestFlowBytes(t *testing.T) {
 			ft := newFlowTable(n)
 			for i := range n {
 				a := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
-				ft.get(flowKey{netip.AddrPortFrom(a, 40000), netip.AddrPortFrom(a, 443)}, true)
+				k := makeFlowKey(a, 40000, a, 443)
+				ft.get(&k, true, 0)
 			}
 			runtime.GC()
 			runtime.ReadMemStats(&after)

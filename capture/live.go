@@ -3,7 +3,9 @@ package capture
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+	"unicode"
 )
 
 // Live capture defaults and bounds.
@@ -28,6 +30,10 @@ const (
 	DefaultAddrRefresh = time.Minute
 	// DefaultResolveEvery is how often host names are re-resolved.
 	DefaultResolveEvery = 5 * time.Minute
+	// DefaultHealthyAfter is how long a capture attempt that reads no
+	// packet must run without error before it counts as healthy, which
+	// resets the reopening backoff to 100 ms.
+	DefaultHealthyAfter = 5 * time.Second
 )
 
 // Live capture errors. Errors returned or reported by Live wrap them, so
@@ -37,6 +43,8 @@ var (
 	ErrPermission = errors.New("operation not permitted")
 	// ErrCaptureStopped: the capture was stopped.
 	ErrCaptureStopped = errors.New("capture stopped")
+	// ErrNotNetns: the netns path is not a network namespace.
+	ErrNotNetns = errors.New("not a network namespace")
 )
 
 // LiveConfig configures a Live capture.
@@ -68,6 +76,10 @@ type LiveConfig struct {
 	// MaxBackoff caps the delay between attempts to (re)open the capture;
 	// 0 means 30 s.
 	MaxBackoff time.Duration
+	// HealthyAfter is how long an attempt must run without error, if it
+	// reads no packet, to count as healthy and reset the backoff; 0 means
+	// DefaultHealthyAfter.
+	HealthyAfter time.Duration
 }
 
 func (c *LiveConfig) setDefaults() {
@@ -86,13 +98,21 @@ func (c *LiveConfig) setDefaults() {
 	if c.MaxBackoff <= 0 {
 		c.MaxBackoff = 30 * time.Second
 	}
+	if c.HealthyAfter <= 0 {
+		c.HealthyAfter = DefaultHealthyAfter
+	}
 }
 
 // Validate checks the configuration and returns an error naming the bad
 // setting, its value and what is allowed.
 func (c *LiveConfig) Validate() error {
-	if c.Interface == "" {
-		return errors.New("invalid `interface` \"\": name an interface such as eth0, or any for all interfaces")
+	if err := validInterfaceName(c.Interface); err != nil {
+		return err
+	}
+	if c.Netns != "" {
+		if err := validateNetns(c.Netns); err != nil {
+			return err
+		}
 	}
 	if c.Snaplen != 0 && (c.Snaplen < MinSnaplen || c.Snaplen > MaxSnaplen) {
 		return fmt.Errorf("invalid `snaplen` %d: must be between %d and %d (the headers go-metro decodes need %d bytes)", c.Snaplen, MinSnaplen, MaxSnaplen, MinSnaplen)
@@ -107,6 +127,26 @@ func (c *LiveConfig) Validate() error {
 	}
 	return nil
 }
+
+// validInterfaceName returns an error for a name that no Linux interface
+// can have (the kernel's dev_valid_name): empty, longer than 15 bytes,
+// "." or "..", or with '/', ':' or whitespace.
+func validInterfaceName(name string) error {
+	switch {
+	case name == "":
+		return errors.New("invalid `interface` \"\": name an interface such as eth0, or any for all interfaces")
+	case len(name) > maxIfNameLen:
+		return fmt.Errorf("invalid `interface` %q: %d bytes, and a Linux interface name has at most %d", name, len(name), maxIfNameLen)
+	case name == "." || name == "..":
+		return fmt.Errorf("invalid `interface` %q: not an interface name", name)
+	case strings.ContainsFunc(name, func(r rune) bool { return r == '/' || r == ':' || unicode.IsSpace(r) }):
+		return fmt.Errorf("invalid `interface` %q: a Linux interface name has no '/', ':' or whitespace", name)
+	}
+	return nil
+}
+
+// maxIfNameLen is the longest interface name, IFNAMSIZ less its NUL.
+const maxIfNameLen = 15
 
 // State is where a Live capture stands.
 type State int
@@ -144,7 +184,8 @@ type Health struct {
 	// Unresolved lists host names that have no address.
 	Unresolved []string
 	// LastError is the most recent failure, and LastErrorTime its time;
-	// Failures counts failures since the last successful open.
+	// Failures counts failures since the capture was last healthy: it
+	// read a packet, or ran without error for HealthyAfter.
 	LastError     error
 	LastErrorTime time.Time
 	Failures      int
@@ -159,7 +200,8 @@ type Health struct {
 // and per-peer stats are kept. Call it from the packet goroutine.
 func (e *Engine) resetFlows() {
 	t := e.flows
-	clear(t.m)
+	clear(t.slots)
+	t.n = 0
 	t.open, t.closed = flowList{}, flowList{}
 	t.free = nil
 	t.pool = segPool{max: t.pool.max}

@@ -279,15 +279,18 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 }
 
 // captureLoop opens the socket and reads from it, reopening with backoff
-// after failures, until ctx is done.
+// after failures, until ctx is done. Only an attempt that was healthy
+// (see capture) resets the backoff: a socket that opens but never reads,
+// on a down interface or with a filter the kernel refuses, keeps doubling
+// it up to MaxBackoff instead of reopening every 100 ms.
 func (l *Live) captureLoop(ctx context.Context) {
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
-		opened, err := l.capture(ctx)
+		healthy, err := l.capture(ctx)
 		if ctx.Err() != nil {
 			return
 		}
-		if opened {
+		if healthy {
 			backoff = 100 * time.Millisecond
 		}
 		l.fail(err)
@@ -308,8 +311,9 @@ const pollTimeout = 100 * time.Millisecond
 const housekeepEvery = int64(250 * time.Millisecond)
 
 // capture opens the socket and reads packets until ctx is done or reading
-// fails; it reports whether the socket opened.
-func (l *Live) capture(ctx context.Context) (opened bool, err error) {
+// fails. It reports whether the attempt was healthy: it read a packet, or
+// ran without error for HealthyAfter. Opening alone does not count.
+func (l *Live) capture(ctx context.Context) (healthy bool, err error) {
 	tp, link, filterLink, err := l.open()
 	if err != nil {
 		return false, err
@@ -320,14 +324,14 @@ func (l *Live) capture(ctx context.Context) (opened bool, err error) {
 	}()
 	gen := l.filterGen.Load()
 	if err := l.setFilter(tp, filterLink); err != nil {
-		return true, err
+		return false, err
 	}
 	// Packets that reached the ring between bind and the filter's
 	// attachment were not filtered: skip them by their time.
-	attached := time.Now().UnixNano()
+	opened := time.Now()
+	attached := opened.UnixNano()
 	l.mu.Lock()
 	l.state = StateCapturing
-	l.failures = 0
 	l.mu.Unlock()
 	select {
 	case l.refreshAddrs <- struct{}{}: // the interface may be new: re-read its addresses
@@ -343,6 +347,10 @@ func (l *Live) capture(ctx context.Context) (opened bool, err error) {
 		timeout := false
 		switch err {
 		case nil:
+			if !healthy {
+				healthy = true
+				l.markHealthy()
+			}
 			t := ci.Timestamp.UnixNano()
 			if unfiltered {
 				if t < attached {
@@ -359,10 +367,10 @@ func (l *Live) capture(ctx context.Context) (opened bool, err error) {
 			if errors.Is(err, afpacket.ErrPoll) {
 				err = errors.New("the socket reported an error: the interface went down or was removed")
 			}
-			return true, fmt.Errorf("capture on %s: read: %w; reopening", l.cfg.Interface, err)
+			return healthy, fmt.Errorf("capture on %s: read: %w; reopening", l.cfg.Interface, err)
 		}
 		if l.stopping.Load() {
-			return true, ErrCaptureStopped
+			return healthy, ErrCaptureStopped
 		}
 		if !timeout && n%housekeepCheck != 0 {
 			continue
@@ -372,15 +380,27 @@ func (l *Live) capture(ctx context.Context) (opened bool, err error) {
 			continue
 		}
 		next = now.Add(time.Duration(housekeepEvery))
+		if !healthy && now.Sub(opened) >= l.cfg.HealthyAfter {
+			healthy = true
+			l.markHealthy()
+		}
 		l.readStats(tp)
 		l.engine.Advance(now.UnixNano(), int64(now.Sub(l.clockBase)))
 		if g := l.filterGen.Load(); g != gen {
 			gen = g
 			if err := l.setFilter(tp, filterLink); err != nil {
-				return true, err
+				return healthy, err
 			}
 		}
 	}
+}
+
+// markHealthy records that the open socket works: failures since the
+// last healthy attempt start again from 0.
+func (l *Live) markHealthy() {
+	l.mu.Lock()
+	l.failures = 0
+	l.mu.Unlock()
 }
 
 // housekeepCheck is how many packets go by between looks at the clock.
@@ -462,13 +482,12 @@ func (l *Live) open() (tp *afpacket.TPacket, link LinkType, fl FilterLink, err e
 // openError names the cause of a failure to open and what to do about it.
 func (l *Live) openError(err error) error {
 	name := l.cfg.Interface
+	var ne *netnsError
 	switch {
+	case errors.As(err, &ne):
+		return l.netnsOpenError(ne)
 	case errors.Is(err, unix.EPERM), errors.Is(err, unix.EACCES):
-		exe, _ := os.Executable()
-		if exe == "" {
-			exe = "BINARY"
-		}
-		return fmt.Errorf("capture on %s: %w: grant CAP_NET_RAW (setcap cap_net_raw+ep %s) or run as root", name, ErrPermission, exe)
+		return fmt.Errorf("capture on %s: %w: grant CAP_NET_RAW (setcap cap_net_raw+ep %s) or run as root", name, ErrPermission, executable())
 	case errors.Is(err, ErrNoInterface):
 		return fmt.Errorf("capture on %s: %w: retrying until it appears; check `interface` if it never does", name, err)
 	case errors.Is(err, unix.ENOMEM):
@@ -693,7 +712,7 @@ func (g *guardedResolver) takePanic() string {
 
 // inNetns runs fn on a locked OS thread inside the network namespace at
 // path, or on the current thread when path is empty. Sockets fn creates
-// stay in that namespace.
+// stay in that namespace. A failure to enter it is a *netnsError.
 func inNetns(path string, fn func() error) error {
 	if path == "" {
 		return fn()
@@ -702,18 +721,21 @@ func inNetns(path string, fn func() error) error {
 	orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		runtime.UnlockOSThread()
-		return fmt.Errorf("enter network namespace %s: %w", path, err)
+		return &netnsError{path: "/proc/thread-self/ns/net", op: "open", err: err}
 	}
 	defer unix.Close(orig)
-	target, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	target, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 	if err != nil {
 		runtime.UnlockOSThread()
-		return fmt.Errorf("enter network namespace %s: %w", path, err)
+		return &netnsError{path: path, op: "open", err: err}
 	}
 	defer unix.Close(target)
 	if err := unix.Setns(target, unix.CLONE_NEWNET); err != nil {
 		runtime.UnlockOSThread()
-		return fmt.Errorf("enter network namespace %s: %w", path, err)
+		if errors.Is(err, unix.EINVAL) {
+			err = fmt.Errorf("%w (%w)", ErrNotNetns, err)
+		}
+		return &netnsError{path: path, op: "enter", err: err}
 	}
 	defer func() {
 		// Unlock only if the thread is back in its own namespace;
@@ -723,4 +745,75 @@ func inNetns(path string, fn func() error) error {
 		}
 	}()
 	return fn()
+}
+
+// netnsError is a failure to open or enter the network namespace at path.
+// It matches ErrPermission when the cause is a missing privilege.
+type netnsError struct {
+	path string
+	op   string // "open" or "enter"
+	err  error
+}
+
+func (e *netnsError) Error() string {
+	return fmt.Sprintf("%s network namespace %s: %v", e.op, e.path, e.err)
+}
+
+func (e *netnsError) Unwrap() error { return e.err }
+
+// Is makes errors.Is(err, ErrPermission) true for a missing privilege.
+func (e *netnsError) Is(target error) bool {
+	return target == ErrPermission && e.denied()
+}
+
+func (e *netnsError) denied() bool {
+	return errors.Is(e.err, unix.EPERM) || errors.Is(e.err, unix.EACCES)
+}
+
+// netnsOpenError names the cause of a failure to enter the capture's
+// network namespace and what to do about it.
+func (l *Live) netnsOpenError(e *netnsError) error {
+	name := l.cfg.Interface
+	switch {
+	case e.denied():
+		return fmt.Errorf("capture on %s: %w: entering the network namespace %s needs CAP_SYS_ADMIN (setcap cap_net_raw,cap_sys_admin+ep %s) and read access to that file (a /proc/PID/ns/net of another user's process also needs CAP_SYS_PTRACE), or run as root",
+			name, e, e.path, executable())
+	case errors.Is(e.err, unix.ENOENT):
+		return fmt.Errorf("capture on %s: %w: retrying until it exists; check `netns` if it never does", name, e)
+	case errors.Is(e.err, ErrNotNetns):
+		return fmt.Errorf("capture on %s: %w: check `netns`, which must be a network namespace such as /run/netns/NAME or /proc/PID/ns/net", name, e)
+	}
+	return fmt.Errorf("capture on %s: %w", name, e)
+}
+
+func executable() string {
+	exe, _ := os.Executable()
+	if exe == "" {
+		return "BINARY"
+	}
+	return exe
+}
+
+// validateNetns returns an error when path exists and is not a network
+// namespace: a regular file, a directory, a device, another kind of
+// namespace. A path that does not exist yet, or that this process may not
+// read, is left to the capture, which retries and says why.
+func validateNetns(path string) error {
+	var fs unix.Statfs_t
+	if err := unix.Statfs(path, &fs); err != nil {
+		return nil
+	}
+	if fs.Type != unix.NSFS_MAGIC {
+		return fmt.Errorf("invalid `netns` %q: %w: it is not a namespace file; use /run/netns/NAME or /proc/PID/ns/net", path, ErrNotNetns)
+	}
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return nil
+	}
+	defer unix.Close(fd)
+	typ, err := unix.IoctlRetInt(fd, unix.NS_GET_NSTYPE)
+	if err == nil && typ != unix.CLONE_NEWNET {
+		return fmt.Errorf("invalid `netns` %q: %w: it is a namespace of another kind; use /run/netns/NAME or /proc/PID/ns/net", path, ErrNotNetns)
+	}
+	return nil
 }

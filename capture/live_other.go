@@ -32,3 +32,6 @@ func (l *Live) Peers() *Peers { return nil }
 
 // Health reports a stopped capture.
 func (l *Live) Health() Health { return Health{} }
+
+// validateNetns does nothing: live capture needs Linux.
+func validateNetns(string) error { return nil }

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
 )
 
 // Defaults of a PeerResolver.
@@ -101,13 +102,16 @@ func NewPeerResolver(spec PeerSpec, r Resolver) (*PeerResolver, error) {
 		case name == "":
 			errs = append(errs, fmt.Errorf("invalid `hosts` entry %q: must be a host name such as db.example or an IP address", s))
 			continue
-		case strings.Contains(name, "/"):
+		case strings.Contains(name, "/") && !strings.Contains(name, "://"):
 			errs = append(errs, fmt.Errorf("invalid `hosts` entry %q: a CIDR prefix belongs in `ips`", s))
 			continue
 		}
 		if a, err := netip.ParseAddr(name); err == nil {
 			a = normAddr(a)
 			h = peerHost{name: a.String(), literal: a}
+		} else if err := CheckHostName(name); err != nil {
+			errs = append(errs, fmt.Errorf("invalid `hosts` entry %q: %w", s, err))
+			continue
 		} else {
 			h = peerHost{name: name}
 		}
@@ -127,6 +131,41 @@ func NewPeerResolver(spec PeerSpec, r Resolver) (*PeerResolver, error) {
 		}
 	}
 	return pr, nil
+}
+
+// CheckHostName returns an error, saying what is wrong, when name is not
+// a DNS name: dot-separated labels of 1 to 63 letters, digits, '-' (not
+// first or last) and '_', at most 253 bytes, with an optional final dot.
+func CheckHostName(name string) error {
+	switch {
+	case strings.ContainsFunc(name, unicode.IsSpace):
+		return errors.New("a host name has no spaces")
+	case strings.Contains(name, ":"):
+		return errors.New("a host name has no port or scheme: list the name alone, such as db.example")
+	case strings.Contains(name, "*"):
+		return errors.New("wildcards are not supported: list each host name")
+	}
+	const want = "must be a DNS name such as db.example: labels of 1 to 63 letters, digits, '-' and '_', separated by dots"
+	n := strings.TrimSuffix(name, ".")
+	if len(n) > 253 {
+		return fmt.Errorf("%d bytes, longer than the 253 of a DNS name", len(n))
+	}
+	for label := range strings.SplitSeq(n, ".") {
+		switch {
+		case label == "":
+			return errors.New("an empty label (two dots in a row, or a dot first): " + want)
+		case len(label) > 63:
+			return fmt.Errorf("label %q has %d bytes, more than 63: %s", label, len(label), want)
+		case label[0] == '-' || label[len(label)-1] == '-':
+			return fmt.Errorf("label %q starts or ends with '-': %s", label, want)
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+				return fmt.Errorf("character %q: %s", r, want)
+			}
+		}
+	}
+	return nil
 }
 
 // looksLikeName reports whether s, which is not an IP address or prefix,

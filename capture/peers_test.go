@@ -502,6 +502,46 @@ func TestNewPeerResolverInvalid(t *testing.T) {
 			want: []string{"invalid `hosts` entry \"192.0.2.0/24\": a CIDR prefix belongs in `ips`"},
 		},
 		{
+			name: "empty label",
+			spec: capture.PeerSpec{Hosts: []string{"bad..name"}},
+			want: []string{"invalid `hosts` entry \"bad..name\": an empty label (two dots in a row, or a dot first): must be a DNS name such as db.example: labels of 1 to 63 letters, digits, '-' and '_', separated by dots"},
+		},
+		{
+			name: "space in a host name",
+			spec: capture.PeerSpec{Hosts: []string{"a b"}},
+			want: []string{"invalid `hosts` entry \"a b\": a host name has no spaces"},
+		},
+		{
+			name: "host and port",
+			spec: capture.PeerSpec{Hosts: []string{"localhost:80"}},
+			want: []string{"invalid `hosts` entry \"localhost:80\": a host name has no port or scheme: list the name alone, such as db.example"},
+		},
+		{
+			name: "URL",
+			spec: capture.PeerSpec{Hosts: []string{"https://db.example"}},
+			want: []string{"invalid `hosts` entry \"https://db.example\": a host name has no port or scheme: list the name alone, such as db.example"},
+		},
+		{
+			name: "wildcard",
+			spec: capture.PeerSpec{Hosts: []string{"*.example.com"}},
+			want: []string{"invalid `hosts` entry \"*.example.com\": wildcards are not supported: list each host name"},
+		},
+		{
+			name: "leading hyphen",
+			spec: capture.PeerSpec{Hosts: []string{"-db.example"}},
+			want: []string{"invalid `hosts` entry \"-db.example\": label \"-db\" starts or ends with '-': must be a DNS name such as db.example: labels of 1 to 63 letters, digits, '-' and '_', separated by dots"},
+		},
+		{
+			name: "other character",
+			spec: capture.PeerSpec{Hosts: []string{"db!.example"}},
+			want: []string{"invalid `hosts` entry \"db!.example\": character '!': must be a DNS name such as db.example: labels of 1 to 63 letters, digits, '-' and '_', separated by dots"},
+		},
+		{
+			name: "label too long",
+			spec: capture.PeerSpec{Hosts: []string{strings.Repeat("a", 64) + ".example"}},
+			want: []string{"invalid `hosts` entry \"" + strings.Repeat("a", 64) + ".example\": label \"" + strings.Repeat("a", 64) + "\" has 64 bytes, more than 63: must be a DNS name such as db.example: labels of 1 to 63 letters, digits, '-' and '_', separated by dots"},
+		},
+		{
 			name: "every invalid entry is named",
 			spec: capture.PeerSpec{IPs: []string{"x", "192.0.2.1", "1.2.3"}, Hosts: []string{"ok.example", ""}},
 			want: []string{
@@ -598,5 +638,17 @@ func TestCheckNotAllLocal(t *testing.T) {
 				t.Errorf("CheckNotAllLocal (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestNewPeerResolverHostNames checks host names that are valid DNS names
+// are accepted, a final dot, underscores, digits and spaces around them
+// included, and so are IP addresses.
+func TestNewPeerResolverHostNames(t *testing.T) {
+	for _, h := range []string{"db.example", "DB.Example.", "_sip._tcp.example", "a-b.c-d.example", "123.example", " db.example ", "localhost",
+		strings.Repeat("a", 63) + ".example", "2001:db8::1"} {
+		if _, err := capture.NewPeerResolver(capture.PeerSpec{Hosts: []string{h}}, newFakeResolver(t)); err != nil {
+			t.Errorf("hosts entry %q: %v", h, err)
+		}
 	}
 }

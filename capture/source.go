@@ -2,16 +2,11 @@ package capture
 
 import (
 	"bufio"
-	"encoding/binary"
-	"errors"
+	"compress/gzip"
 	"fmt"
 	"io"
 	"os"
 	"time"
-
-	"github.com/gopacket/gopacket"
-	"github.com/gopacket/gopacket/layers"
-	"github.com/gopacket/gopacket/pcapgo"
 )
 
 // Frame is one captured frame.
@@ -38,28 +33,25 @@ func (e *Engine) ProcessFrame(f *Frame) {
 	e.ProcessDev(f.Link, f.Data, f.WireLen, f.Time.UnixNano(), f.Dev)
 }
 
-// FileSource reads a pcap or pcapng file, in pure Go. It is not safe for
-// concurrent use.
+// FileSource reads a pcap or pcapng file, in pure Go. A file that ends
+// inside a packet returns the packets before it, then an error wrapping
+// ErrCutShort. Frames of a link type the decoder does not understand are
+// refused when the file, or the pcapng interface, is read. It is not safe
+// for concurrent use.
 type FileSource struct {
 	name string
-	f    *os.File
-	read func() ([]byte, gopacket.CaptureInfo, error)
-	link LinkType // pcap: the file's link type; pcapng: per packet
-	ng   bool
+	c    io.Closer // of the reader, or nil
+	f    fileReader
 }
 
-const (
-	magicPcapng = 0x0a0d0d0a
-)
-
 // OpenFile opens a pcap or pcapng file, telling the two apart by their
-// magic number.
+// magic number. A gzip-compressed file is read as it is.
 func OpenFile(path string) (*FileSource, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("open capture file: %w", err)
 	}
-	s, err := newFileSource(path, f)
+	s, err := NewFileSource(path, f)
 	if err != nil {
 		f.Close()
 		return nil, err
@@ -67,74 +59,54 @@ func OpenFile(path string) (*FileSource, error) {
 	return s, nil
 }
 
-func newFileSource(name string, f *os.File) (*FileSource, error) {
-	br := bufio.NewReaderSize(f, 1<<16)
-	magic, err := br.Peek(4)
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w: not a pcap or pcapng file", name, errShort(err))
-	}
-	s := &FileSource{name: name, f: f}
-	switch binary.BigEndian.Uint32(magic) {
-	case magicPcapng:
-		r, err := pcapgo.NewNgReader(br, pcapgo.NgReaderOptions{WantMixedLinkType: true, SkipUnknownVersion: true})
+// NewFileSource reads a pcap or pcapng capture from r, such as standard
+// input, and reads its header; name names it in errors. Close closes r
+// when it is an io.Closer, but not when NewFileSource fails.
+func NewFileSource(name string, r io.Reader) (*FileSource, error) {
+	br := bufio.NewReaderSize(r, 1<<16)
+	if m, err := br.Peek(2); err == nil && m[0] == 0x1f && m[1] == 0x8b {
+		gz, err := gzip.NewReader(br)
 		if err != nil {
-			return nil, fmt.Errorf("read %s: pcapng header: %w", name, err)
+			return nil, fmt.Errorf("read %s: gzip: %w", name, err)
 		}
-		s.ng = true
-		s.read = r.ZeroCopyReadPacketData
-	case 0xa1b2c3d4, 0xd4c3b2a1, 0xa1b23c4d, 0x4d3cb2a1:
-		r, err := pcapgo.NewReader(br)
-		if err != nil {
-			return nil, fmt.Errorf("read %s: pcap header: %w", name, err)
-		}
-		s.link = LinkType(r.LinkType())
-		if !s.link.Supported() {
-			return nil, fmt.Errorf("read %s: %w %s: go-metro decodes Ethernet, Linux cooked (SLL, SLL2), raw IP and BSD loopback captures", name, ErrLinkType, s.link)
-		}
-		s.read = r.ZeroCopyReadPacketData
-	default:
-		return nil, fmt.Errorf("read %s: magic %#08x: not a pcap or pcapng file", name, binary.BigEndian.Uint32(magic))
+		br = bufio.NewReaderSize(gz, 1<<16)
 	}
+	s := &FileSource{name: name, f: fileReader{name: name, r: br}}
+	var magic [4]byte
+	if err := s.f.readFull(magic[:], false); err != nil {
+		return nil, fmt.Errorf("read %s: %d bytes: not a pcap or pcapng file", name, s.f.off)
+	}
+	if err := s.f.open(magic); err != nil {
+		return nil, err
+	}
+	s.c, _ = r.(io.Closer)
 	return s, nil
 }
 
-func errShort(err error) error {
-	if err == io.EOF {
-		return io.ErrUnexpectedEOF
-	}
-	return err
+// ReadFrame returns the next frame, or io.EOF at the end of the file.
+// The frame's data is valid until the next call.
+func (s *FileSource) ReadFrame() (Frame, error) {
+	return s.f.next()
 }
 
-// ReadFrame returns the next frame, or io.EOF at the end of the file. A
-// frame of a link type the decoder does not understand is still returned;
-// the Engine counts it as a decode error.
-func (s *FileSource) ReadFrame() (Frame, error) {
-	data, ci, err := s.read()
-	if err != nil {
-		if errors.Is(err, io.EOF) {
-			return Frame{}, io.EOF
-		}
-		if errors.Is(err, io.ErrUnexpectedEOF) {
-			return Frame{}, fmt.Errorf("read %s: file ends inside a packet (truncated capture): %w", s.name, err)
-		}
-		return Frame{}, fmt.Errorf("read %s: %w", s.name, err)
+// Warnings returns what the source skipped so far, for the user.
+func (s *FileSource) Warnings() []string {
+	if n := s.f.skippedSimple; n > 0 {
+		return []string{fmt.Sprintf("%s: skipped %d Simple Packet Blocks: they carry no timestamp, so no RTT can be taken from them", s.name, n)}
 	}
-	link := s.link
-	var dev Device
-	if s.ng {
-		if len(ci.AncillaryData) > 0 {
-			if lt, ok := ci.AncillaryData[0].(layers.LinkType); ok {
-				link = LinkType(lt)
-			}
-		}
-		// pcapng numbers interfaces from 0; a Device's index 0 is unknown.
-		dev = MakeDevice(uint32(ci.InterfaceIndex)+1, PacketHost)
-	}
-	return Frame{Data: data, Link: link, WireLen: ci.Length, Time: ci.Timestamp, Dev: dev}, nil
+	return nil
 }
+
+// Packets returns how many packets ReadFrame returned.
+func (s *FileSource) Packets() uint64 { return s.f.n }
 
 // Name returns the file's path.
 func (s *FileSource) Name() string { return s.name }
 
 // Close closes the file.
-func (s *FileSource) Close() error { return s.f.Close() }
+func (s *FileSource) Close() error {
+	if s.c == nil {
+		return nil
+	}
+	return s.c.Close()
+}

@@ -188,7 +188,8 @@ type PeerStats struct {
 	// relative accuracy, clamped to [Min, Max].
 	P50, P95, P99 time.Duration
 	// Buckets is the interval's distribution: the sketch's non-empty
-	// bins, in increasing order; their counts add up to Count.
+	// bins, in increasing order; their counts add up to Count. It is
+	// valid until the next Drain.
 	Buckets []Bucket
 	// LastTime is the capture time of the last sample.
 	LastTime time.Time
@@ -255,7 +256,12 @@ func (s *rttSketch) quantiles(qs []float64, out []float64) {
 	if s.n == 0 {
 		return
 	}
-	ranks := make([]uint64, len(qs))
+	var rankBuf [4]uint64
+	ranks := rankBuf[:0]
+	if len(qs) > len(rankBuf) {
+		ranks = make([]uint64, 0, len(qs))
+	}
+	ranks = ranks[:len(qs)]
 	for i, q := range qs {
 		ranks[i] = max(uint64(math.Ceil(q*float64(s.n)-1e-9)), 1)
 	}
@@ -353,8 +359,10 @@ func (iv *interval) merge(o *interval) {
 	iv.tcp.add(&o.tcp)
 }
 
-// summary turns iv into the PeerStats of key k.
-func (iv *interval) summary(k PeerKey) PeerStats {
+// summary turns iv into the PeerStats of key k. Its Buckets are appended
+// to *buckets; the caller sets st.Buckets once all are appended, because
+// appending may move them.
+func (iv *interval) summary(k PeerKey, buckets *[]Bucket) PeerStats {
 	st := PeerStats{PeerKey: k, TCP: iv.tcp}
 	if iv.count == 0 {
 		return st
@@ -372,7 +380,7 @@ func (iv *interval) summary(k PeerKey) PeerStats {
 	st.P50 = usToDuration(qs[0], iv.min, iv.max)
 	st.P95 = usToDuration(qs[1], iv.min, iv.max)
 	st.P99 = usToDuration(qs[2], iv.min, iv.max)
-	st.Buckets = iv.sketch.buckets(nil, iv.min, iv.max)
+	*buckets = iv.sketch.buckets(*buckets, iv.min, iv.max)
 	return st
 }
 
@@ -406,6 +414,12 @@ type aggregator struct {
 	maxPorts int
 	ports    map[PeerKey]int
 	folded   atomic.Uint64 // new series folded into PortOther
+
+	// drainMu serialises drains, which reuse ivBuf and bucketBuf.
+	drainMu   sync.Mutex
+	ivBuf     []keyedInterval
+	bucketBuf []Bucket
+	endBuf    []int
 
 	mu    sync.Mutex
 	dirty []*peerRec  // guarded by mu: the records with an interval
@@ -618,13 +632,35 @@ func (a *aggregator) recycle(ivs []keyedInterval) {
 }
 
 // drain returns the per-peer stats since the last drain, appended to dst.
+// Their Buckets share one array, reused by the next drain.
 func (a *aggregator) drain(dst []PeerStats) []PeerStats {
-	ivs := a.take(nil)
-	for _, k := range ivs {
-		dst = append(dst, k.iv.summary(k.key))
-	}
+	a.drainMu.Lock()
+	defer a.drainMu.Unlock()
+	ivs := a.take(a.ivBuf[:0])
+	a.bucketBuf, a.endBuf, dst = summarize(ivs, a.bucketBuf[:0], a.endBuf[:0], dst)
 	a.recycle(ivs)
+	clear(ivs)
+	a.ivBuf = ivs[:0]
 	return dst
+}
+
+// summarize appends the PeerStats of ivs to dst, with their Buckets in
+// buckets (ends, a scratch buffer, notes where each one's end), and
+// returns the three.
+func summarize(ivs []keyedInterval, buckets []Bucket, ends []int, dst []PeerStats) ([]Bucket, []int, []PeerStats) {
+	n := len(dst)
+	for _, k := range ivs {
+		dst = append(dst, k.iv.summary(k.key, &buckets))
+		ends = append(ends, len(buckets))
+	}
+	start := 0
+	for i := range ivs {
+		if end := ends[i]; end > start {
+			dst[n+i].Buckets = buckets[start:end:end]
+			start = end
+		}
+	}
+	return buckets, ends, dst
 }
 
 // usToDuration converts a sketch quantile in µs to a Duration, clamped to

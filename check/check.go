@@ -129,6 +129,7 @@ type Check struct {
 	prevRun   time.Time
 	warnings  []error
 	peerBuf   []capture.PeerStats
+	cancelled bool             // Cancel was called: Run reports nothing
 	lastError string           // for logging repeated failures at Debug
 	rt        RuntimeCollector // runtime.go.* metrics (init_config runtime_metrics)
 }
@@ -146,9 +147,15 @@ func (c *Check) Configure(instance, initConfig []byte) error {
 	c.baseTags = []string{"iface:" + cfg.Instance.Interface}
 	if !c.InAgent {
 		// Inside the Agent, CommonConfigure makes the sender add the
-		// instance tags to everything the check sends.
+		// instance tags and the service tag to everything the check
+		// sends; outside it, the check adds them.
 		c.baseTags = append(c.baseTags, cfg.Instance.Tags...)
+		if cfg.Service != "" {
+			c.baseTags = append(c.baseTags, "service:"+cfg.Service)
+		}
 	}
+	// A tag given twice (iface:eth0 in `tags` too) is sent once.
+	c.baseTags = dedupe(c.baseTags)
 	// Keep the configuration's warnings for Warnings, as documented, so
 	// that they show before the first Run too; Run sets them again.
 	c.warnings = nil
@@ -186,6 +193,17 @@ func (c *Check) Warnings() []error {
 	return w
 }
 
+// dedupe removes repeated tags, keeping the first of each.
+func dedupe(tags []string) []string {
+	out := tags[:0]
+	for i, t := range tags {
+		if !slices.Contains(tags[:i], t) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
 func (c *Check) logger() *slog.Logger {
 	if c.Logger == nil {
 		return slog.New(slog.DiscardHandler)
@@ -195,11 +213,14 @@ func (c *Check) logger() *slog.Logger {
 
 // Cancel stops the capture and waits for its goroutines to exit. A
 // cancelled check stays stopped: a Run after Cancel (a run the scheduler
-// had queued) reports the cancellation and starts nothing.
+// had queued) submits nothing, logs at Debug and starts nothing; Start
+// returns the cancellation.
 func (c *Check) Cancel() {
+	releaseRuntime(c)
 	c.mu.Lock()
 	cp := c.capture
 	c.capture = nil
+	c.cancelled = true
 	if c.startErr == nil {
 		c.startErr = errCancelled
 	}
@@ -222,6 +243,15 @@ func (c *Check) Run(s Sender) error {
 	if c.cfg == nil {
 		return fmt.Errorf("run %s: the check is not configured", Name)
 	}
+	if c.cfg.filter != nil {
+		s = filteredSender{s, c.cfg.filter}
+	}
+	if c.cancelled {
+		// A run the scheduler had queued before Cancel: the instance is
+		// gone, so it reports nothing, not even a CRITICAL service check.
+		c.logger().Debug("run after cancel: nothing to report", "check", Name)
+		return nil
+	}
 	now := time.Now()
 	c.warnings = nil
 	for _, w := range c.cfg.Warnings {
@@ -230,9 +260,10 @@ func (c *Check) Run(s Sender) error {
 	if c.capture == nil && c.startErr == nil {
 		c.startLocked()
 	}
-	if c.cfg.Init.RuntimeMetrics {
-		// Process-wide: without the iface tag, baseTags[0].
-		c.rt.Submit(s, c.Hostname, c.baseTags[1:])
+	if c.cfg.Init.RuntimeMetrics && c.ownsRuntime() {
+		// Process-wide: once per process, without an iface tag.
+		tags := slices.DeleteFunc(slices.Clone(c.baseTags), func(t string) bool { return strings.HasPrefix(t, "iface:") })
+		c.rt.Submit(s, c.Hostname, tags)
 	}
 	if c.startErr != nil {
 		s.ServiceCheck(ServiceCheckName, servicecheck.ServiceCheckCritical, c.Hostname, c.baseTags, c.startErr.Error())
@@ -361,6 +392,61 @@ func (c *Check) submitCounts(s Sender, p *capture.PeerStats, tags []string) {
 	send(MetricZeroWindows, t.ZeroWindows, tags)
 }
 
+// runtimeOwner is the check that sends the runtime.go.* metrics. They
+// describe the process, not an instance: with several instances (several
+// interfaces) in one process, only the first to run with
+// runtime_metrics: true sends them, until it is cancelled. Process-wide
+// state on purpose, since the metrics are process-wide.
+var runtimeOwner struct {
+	mu sync.Mutex
+	c  *Check
+}
+
+// ownsRuntime reports whether c sends the runtime metrics, taking them
+// over when no check does.
+func (c *Check) ownsRuntime() bool {
+	runtimeOwner.mu.Lock()
+	defer runtimeOwner.mu.Unlock()
+	if runtimeOwner.c == nil {
+		runtimeOwner.c = c
+	}
+	return runtimeOwner.c == c
+}
+
+// releaseRuntime lets another check send the runtime metrics, if c did.
+func releaseRuntime(c *Check) {
+	runtimeOwner.mu.Lock()
+	if runtimeOwner.c == c {
+		runtimeOwner.c = nil
+	}
+	runtimeOwner.mu.Unlock()
+}
+
+// filteredSender sends the metrics that metric_patterns allows, and
+// every service check.
+type filteredSender struct {
+	Sender
+	f *metricFilter
+}
+
+func (s filteredSender) Gauge(metric string, value float64, hostname string, tags []string) {
+	if s.f.allows(metric) {
+		s.Sender.Gauge(metric, value, hostname, tags)
+	}
+}
+
+func (s filteredSender) Count(metric string, value float64, hostname string, tags []string) {
+	if s.f.allows(metric) {
+		s.Sender.Count(metric, value, hostname, tags)
+	}
+}
+
+func (s filteredSender) HistogramBucket(metric string, value int64, lowerBound, upperBound float64, monotonic bool, hostname string, tags []string, flushFirstValue bool) {
+	if s.f.allows(metric) {
+		s.Sender.HistogramBucket(metric, value, lowerBound, upperBound, monotonic, hostname, tags, flushFirstValue)
+	}
+}
+
 // delta returns cur-prev for a counter, or cur when it went backwards
 // (a new capture).
 func delta(cur, prev uint64) float64 {
@@ -381,16 +467,12 @@ func (c *Check) submitTelemetry(s Sender, h capture.Health) {
 }
 
 // status decides the service check and its message, and records the
-// run's warnings.
+// run's warnings: each cause of a WARNING, and the message of a CRITICAL,
+// so that `agent status` shows the instance as failing, not [OK].
 func (c *Check) status(h capture.Health) (servicecheck.ServiceCheckStatus, string) {
-	if h.Panics > c.prev.Panics {
-		return servicecheck.ServiceCheckCritical, fmt.Sprintf("%v; capture restarts by itself with backoff; please report this panic", h.LastError)
-	}
-	switch h.State {
-	case capture.StateRetrying:
-		return servicecheck.ServiceCheckCritical, errorString(h.LastError)
-	case capture.StateStopped:
-		return servicecheck.ServiceCheckCritical, "capture is stopped"
+	if st, msg := c.critical(h); msg != "" {
+		c.warnings = append(c.warnings, errors.New(msg))
+		return st, msg
 	}
 	var warns []string
 	if d := delta(h.KernelDrops, c.prev.KernelDrops); d > 0 {
@@ -417,6 +499,21 @@ func (c *Check) status(h capture.Health) (servicecheck.ServiceCheckStatus, strin
 	}
 	if len(warns) > 0 {
 		return servicecheck.ServiceCheckWarning, strings.Join(warns, "; ")
+	}
+	return servicecheck.ServiceCheckOK, ""
+}
+
+// critical returns CRITICAL and its message when the capture is not
+// capturing, or "" when it is.
+func (c *Check) critical(h capture.Health) (servicecheck.ServiceCheckStatus, string) {
+	if h.Panics > c.prev.Panics {
+		return servicecheck.ServiceCheckCritical, fmt.Sprintf("%v; capture restarts by itself with backoff; please report this panic", h.LastError)
+	}
+	switch h.State {
+	case capture.StateRetrying:
+		return servicecheck.ServiceCheckCritical, errorString(h.LastError)
+	case capture.StateStopped:
+		return servicecheck.ServiceCheckCritical, "capture is stopped"
 	}
 	return servicecheck.ServiceCheckOK, ""
 }

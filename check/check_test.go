@@ -2,9 +2,11 @@ package check_test
 
 import (
 	stdcmp "cmp"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"net/netip"
 	"os"
@@ -397,8 +399,12 @@ func TestServiceCheck(t *testing.T) {
 				if diff := cmp.Diff(normalize(check.Batch{Series: want}).Series, normalize(check.Batch{Series: got}).Series); diff != "" {
 					t.Errorf("run %d: telemetry (-want +got):\n%s", i, diff)
 				}
-				// A WARNING's causes are warnings of the run too.
+				// A WARNING's causes, and a CRITICAL's message, are
+				// warnings of the run too: `agent status` shows them.
 				warns := fmt.Sprint(c.Warnings())
+				if st.status == critical && !strings.Contains(warns, sc.Message) {
+					t.Errorf("run %d: Warnings() = %s, lacks the CRITICAL message %q", i, warns, sc.Message)
+				}
 				if st.status == warning {
 					for _, m := range st.message {
 						if !strings.Contains(warns, m) {
@@ -535,7 +541,8 @@ func TestStartsOnFirstRun(t *testing.T) {
 
 // TestCancel checks that Cancel stops the capture once, is harmless when
 // repeated, and that a cancelled check starts nothing again: a Run after
-// Cancel (one the scheduler had queued) reports the cancellation.
+// Cancel (one the scheduler had queued) submits nothing, not even a
+// CRITICAL service check, since the instance is gone, and logs at Debug.
 func TestCancel(t *testing.T) {
 	c, fake := withFake(t, "interface: eth0", "", nil)
 	run(t, c, newRecorder(t))
@@ -547,8 +554,17 @@ func TestCancel(t *testing.T) {
 	if s := fake.Health().State; s != capture.StateStopped {
 		t.Errorf("capture state %v after Cancel, want stopped", s)
 	}
-	if err := c.Run(newRecorder(t)); err == nil || !strings.Contains(err.Error(), "cancelled") {
-		t.Errorf("Run after Cancel: %v, want the cancellation", err)
+	var logs bytes.Buffer
+	c.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	rec := newRecorder(t)
+	if err := c.Run(rec); err != nil {
+		t.Errorf("Run after Cancel: %v, want nil: the instance is gone", err)
+	}
+	if b := rec.Batches(); len(b) != 1 || len(b[0].Series) != 0 || len(b[0].ServiceChecks) != 0 {
+		t.Errorf("Run after Cancel committed %+v, want one empty batch", b)
+	}
+	if !strings.Contains(logs.String(), "level=DEBUG msg=\"run after cancel") {
+		t.Errorf("log %q, want the run after Cancel at debug", logs.String())
 	}
 	if starts, _ := fake.counts(); starts != 1 {
 		t.Errorf("Run after Cancel started the capture again (%d starts)", starts)
@@ -556,8 +572,12 @@ func TestCancel(t *testing.T) {
 
 	c2, fake2 := withFake(t, "interface: eth0", "", nil)
 	c2.Cancel() // before Run: nothing to stop, nothing to start later
-	if err := c2.Run(newRecorder(t)); err == nil {
-		t.Error("Run after Cancel succeeded")
+	rec = newRecorder(t)
+	if err := c2.Run(rec); err != nil || len(rec.Last().ServiceChecks) != 0 {
+		t.Errorf("Run after Cancel: %v, %+v; want nil and nothing submitted", err, rec.Last())
+	}
+	if err := c2.Start(); err == nil || !strings.Contains(err.Error(), "cancelled") {
+		t.Errorf("Start after Cancel: %v, want the cancellation", err)
 	}
 	if starts, stops := fake2.counts(); starts != 0 || stops != 0 {
 		t.Errorf("Cancel before Run: %d starts, %d stops, want none", starts, stops)
@@ -1079,5 +1099,35 @@ func TestLiveCheckServiceTags(t *testing.T) {
 				t.Errorf("tags %v, want %v", s.Tags, want)
 			}
 		}
+	}
+}
+
+// TestRuntimeMetricsOncePerProcess runs two instances with
+// runtime_metrics: true, as the Agent or go-metro check would: the
+// process's runtime.go.* metrics are sent by one of them only, never with
+// an iface tag, and the other takes over when the first is cancelled.
+func TestRuntimeMetricsOncePerProcess(t *testing.T) {
+	const init = "runtime_metrics: true"
+	c0, _ := withFake(t, "interface: eth0\ntags: [env:test, iface:eth0]", init, nil)
+	c1, _ := withFake(t, "interface: eth1\ntags: [env:test]", init, nil)
+	count := func(b check.Batch) int {
+		n := 0
+		for _, s := range b.Find(check.MetricGoNumGoroutine) {
+			n++
+			if slices.ContainsFunc(s.Tags, func(t string) bool { return strings.HasPrefix(t, "iface:") }) {
+				t.Errorf("%s tagged %q: an iface tag on a process metric", s.Metric, s.Tags)
+			}
+		}
+		return n
+	}
+	for i := range 2 {
+		n0, n1 := count(run(t, c0, newRecorder(t))), count(run(t, c1, newRecorder(t)))
+		if n0+n1 != 1 || n0 != 1 {
+			t.Errorf("run %d: %s sent %d times by eth0 and %d by eth1, want once, by the first", i, check.MetricGoNumGoroutine, n0, n1)
+		}
+	}
+	c0.Cancel()
+	if n := count(run(t, c1, newRecorder(t))); n != 1 {
+		t.Errorf("after eth0 was cancelled, eth1 sent %s %d times, want once", check.MetricGoNumGoroutine, n)
 	}
 }

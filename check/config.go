@@ -2,11 +2,13 @@ package check
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"maps"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -29,8 +31,13 @@ type InitConfig struct {
 	// RuntimeMetrics enables the runtime.go.* metrics of the process.
 	RuntimeMetrics bool `yaml:"runtime_metrics"`
 
+	// Keys every Agent check has: the default service tag, and the
+	// default run interval in seconds of every instance (0: unset).
+	Service               string `yaml:"service"`
+	MinCollectionInterval int    `yaml:"min_collection_interval"`
+
 	// The go-metro daemon's keys: used by `go-metro run`, ignored (with a
-	// warning) inside the Agent.
+	// warning) and not validated inside the Agent.
 	StatsdIP   string `yaml:"statsd_ip"`
 	StatsdPort int    `yaml:"statsd_port"`
 	LogToFile  bool   `yaml:"log_to_file"`
@@ -46,8 +53,6 @@ type Instance struct {
 	Tags      []string `yaml:"tags"`
 	LocalIPs  []string `yaml:"local_ips"`
 	Methods   []string `yaml:"methods"`
-	// MinCollectionInterval is the run interval in seconds.
-	MinCollectionInterval int `yaml:"min_collection_interval"`
 	// RingSize is the kernel ring size in bytes.
 	RingSize int `yaml:"ring_size"`
 	// Netns is the path of a network namespace to capture in.
@@ -69,6 +74,21 @@ type Instance struct {
 	// SYNTimeout is how long a SYN may go unanswered, in seconds, before
 	// its connection counts as timed out.
 	SYNTimeout int `yaml:"syn_timeout"`
+
+	// Keys every Agent check has. MinCollectionInterval is the run
+	// interval in seconds; init_config's is its default.
+	MinCollectionInterval int            `yaml:"min_collection_interval"`
+	Service               string         `yaml:"service"`
+	MetricPatterns        MetricPatterns `yaml:"metric_patterns"`
+}
+
+// MetricPatterns is the metric_patterns key of every Agent check: regular
+// expressions matched anywhere in a metric's name. A metric is sent when
+// it matches an include pattern (or include is empty) and no exclude
+// pattern. Service checks are not filtered.
+type MetricPatterns struct {
+	Include []string `yaml:"include"`
+	Exclude []string `yaml:"exclude"`
 }
 
 // Defaults.
@@ -76,51 +96,86 @@ const (
 	DefaultInterval = 15 * time.Second
 )
 
+// legacyMinSnaplen is the smallest snaplen go-metro's documentation of
+// Agent 5 allowed. From it up to capture.MinSnaplen, snaplen is raised
+// with a warning, so that those files load.
+const legacyMinSnaplen = 104
+
 // Config is a validated configuration of one check instance.
 type Config struct {
 	Init     InitConfig
 	Instance Instance
 	// Capture is the live capture configuration built from both sections.
 	Capture capture.LiveConfig
-	// Interval is min_collection_interval.
+	// Interval is min_collection_interval: the instance's, else
+	// init_config's, else DefaultInterval.
 	Interval time.Duration
+	// Service is the `service` tag's value: the instance's, else
+	// init_config's; "" for none.
+	Service string
 	// Warnings are problems that do not stop the check, such as unknown
 	// keys.
 	Warnings []string
 
-	expTTLKey string // the key exp_ttl was read from, for errors
+	expTTLKey string        // the key exp_ttl was read from, for errors
+	filter    *metricFilter // metric_patterns, nil when unset
 }
 
-// initKeys and instanceKeys are every key the check reads; other keys are
-// reported as unknown. Keys the Agent itself handles in every instance
-// are accepted too.
+// The keys the check reads; other keys draw a warning. To add a key, add
+// its field to InitConfig or Instance, its name to one of these lists,
+// and its checks to validateInit or validateInstance.
 var (
-	initKeys = []string{
-		"snaplen", "idle_ttl", "exp_ttl", "expired_ttl", "max_flows", "max_peers", "runtime_metrics",
-		"statsd_ip", "statsd_port", "log_to_file", "log_level", "log_file",
-		// Read by the Agent itself.
-		"service", "min_collection_interval",
-	}
-	instanceKeys = []string{
-		"interface", "ips", "hosts", "tags", "local_ips", "methods", "min_collection_interval", "ring_size", "netns",
-		"service_tags", "max_ports", "peer_prefix_v4", "peer_prefix_v6", "distribution", "percentile_gauges",
-		"tcp_health", "syn_timeout",
-		// Common to every Agent check instance.
-		"service", "empty_default_hostname", "disable_generic_tags", "metric_patterns", "no_index",
-	}
-	// daemonKeys are go-metro daemon settings that the Agent ignores.
+	// initKeys are go-metro's init_config keys.
+	initKeys = []string{"snaplen", "idle_ttl", "exp_ttl", "expired_ttl", "max_flows", "max_peers", "runtime_metrics"}
+	// daemonKeys are init_config settings of the go-metro daemon:
+	// inside the Agent they are ignored with a warning, and not
+	// validated, since the check submits through the Agent and logs
+	// to its log.
 	daemonKeys = []string{"statsd_ip", "statsd_port", "log_to_file", "log_level", "log_file"}
+	// agentInitKeys are the init_config keys of every Agent check.
+	agentInitKeys = []string{"service", "min_collection_interval"}
+
+	// instanceKeys are go-metro's instance keys.
+	instanceKeys = []string{"interface", "ips", "hosts", "tags", "local_ips", "methods", "ring_size", "netns",
+		"service_tags", "max_ports", "peer_prefix_v4", "peer_prefix_v6", "distribution", "percentile_gauges",
+		"tcp_health", "syn_timeout"}
+	// agentInstanceKeys are the instance keys of every Agent check. The
+	// check applies them itself outside the Agent, but agentOnlyKeys.
+	agentInstanceKeys = []string{"min_collection_interval", "service", "metric_patterns", "empty_default_hostname", "disable_generic_tags", "no_index"}
+	// agentOnlyKeys have an effect only inside the Agent, which applies
+	// them; outside it they draw a warning.
+	agentOnlyKeys = []string{"empty_default_hostname", "disable_generic_tags", "no_index"}
 )
 
 // ConfigKeys returns the keys the check understands, for documentation
 // checks: init_config keys, then instance keys.
 func ConfigKeys() (init, instance []string) {
-	return slices.Clone(initKeys), slices.Clone(instanceKeys)
+	return slices.Concat(initKeys, daemonKeys, agentInitKeys), slices.Concat(instanceKeys, agentInstanceKeys)
 }
+
+// ConfigError is an invalid configuration. Section says where the error
+// is, "init_config" or "instance"; Hints are the unknown keys of the
+// configuration that look like typos of known ones, since a typo is a
+// common cause: `interfce` makes `interface` missing.
+type ConfigError struct {
+	Section string
+	Err     error
+	Hints   []string
+}
+
+func (e *ConfigError) Error() string {
+	if len(e.Hints) == 0 {
+		return e.Err.Error()
+	}
+	return e.Err.Error() + " (" + strings.Join(e.Hints, "; ") + ")"
+}
+
+func (e *ConfigError) Unwrap() error { return e.Err }
 
 // ParseConfig parses and validates the instance and init_config YAML of
 // one instance. agent says whether it runs inside the Agent, where the
-// daemon keys are ignored with a warning.
+// daemon keys are ignored with a warning and not validated. An invalid
+// configuration is a *ConfigError.
 func ParseConfig(instanceYAML, initYAML []byte, agent bool) (*Config, error) {
 	c := &Config{
 		Init: InitConfig{
@@ -134,52 +189,77 @@ func ParseConfig(instanceYAML, initYAML []byte, agent bool) (*Config, error) {
 			LogLevel:   "info",
 		},
 		Instance: Instance{
-			MinCollectionInterval: int(DefaultInterval / time.Second),
-			MaxPorts:              capture.DefaultMaxPorts,
-			Distribution:          true,
-			PercentileGauges:      true,
-			TCPHealth:             true,
-			SYNTimeout:            int(capture.DefaultSYNTimeout / time.Second),
+			MaxPorts:         capture.DefaultMaxPorts,
+			Distribution:     true,
+			PercentileGauges: true,
+			TCPHealth:        true,
+			SYNTimeout:       int(capture.DefaultSYNTimeout / time.Second),
 		},
 	}
-	initKeysSeen, err := decodeStrict("init_config", initYAML, &c.Init, initKeys, &c.Warnings)
-	if err != nil {
-		return nil, err
+	var hints []string
+	fail := func(section string, err error) (*Config, error) {
+		return nil, &ConfigError{Section: section, Err: err, Hints: hints}
 	}
-	if initKeysSeen["expired_ttl"] {
+	var skip []string
+	if agent {
+		skip = daemonKeys
+	}
+	initSeen, err := decodeSection("init_config", initYAML, &c.Init, slices.Concat(initKeys, daemonKeys, agentInitKeys), skip, &c.Warnings, &hints)
+	if err != nil {
+		return fail("init_config", err)
+	}
+	if initSeen["expired_ttl"] {
 		var legacy struct {
 			ExpiredTTL int `yaml:"expired_ttl"`
 		}
-		// decodeStrict, so that a value of the wrong type is named
+		// decodeSection, so that a value of the wrong type is named
 		// (unknown keys were reported above).
-		if _, err := decodeStrict("init_config", initYAML, &legacy, initKeys, new([]string)); err != nil {
-			return nil, err
+		if _, err := decodeSection("init_config", initYAML, &legacy, nil, skip, nil, nil); err != nil {
+			return fail("init_config", err)
 		}
-		if initKeysSeen["exp_ttl"] && legacy.ExpiredTTL != c.Init.ExpTTL {
-			return nil, fmt.Errorf("invalid `expired_ttl` %d: it is the legacy name of `exp_ttl`, which is also set, to %d; keep only exp_ttl", legacy.ExpiredTTL, c.Init.ExpTTL)
+		if initSeen["exp_ttl"] && legacy.ExpiredTTL != c.Init.ExpTTL {
+			return fail("init_config", fmt.Errorf("invalid `expired_ttl` %d: it is the legacy name of `exp_ttl`, which is also set, to %d; keep only exp_ttl", legacy.ExpiredTTL, c.Init.ExpTTL))
 		}
 		c.Init.ExpTTL = legacy.ExpiredTTL
 		c.expTTLKey = "expired_ttl"
 	}
-	if _, err := decodeStrict("instance", instanceYAML, &c.Instance, instanceKeys, &c.Warnings); err != nil {
-		return nil, err
+	// init_config's min_collection_interval is every instance's default,
+	// as in the Agent.
+	c.Instance.MinCollectionInterval = int(DefaultInterval / time.Second)
+	if initSeen["min_collection_interval"] {
+		c.Instance.MinCollectionInterval = c.Init.MinCollectionInterval
+	}
+	instSeen, err := decodeSection("instance", instanceYAML, &c.Instance, slices.Concat(instanceKeys, agentInstanceKeys), nil, &c.Warnings, &hints)
+	if err != nil {
+		return fail("instance", err)
 	}
 	if agent {
 		for _, k := range daemonKeys {
-			if initKeysSeen[k] {
+			if initSeen[k] {
 				c.Warnings = append(c.Warnings, fmt.Sprintf("init_config key `%s` is a setting of the standalone go-metro daemon; the Agent check ignores it", k))
 			}
 		}
+	} else {
+		for _, k := range agentOnlyKeys {
+			if instSeen[k] {
+				c.Warnings = append(c.Warnings, fmt.Sprintf("instance key `%s` has an effect only inside the Agent; go-metro check and go-metro run ignore it", k))
+			}
+		}
 	}
-	if err := c.validate(); err != nil {
-		return nil, err
+	if err := c.validateInit(initSeen, agent); err != nil {
+		return fail("init_config", err)
+	}
+	if err := c.validateInstance(); err != nil {
+		return fail("instance", err)
 	}
 	return c, nil
 }
 
-// decodeStrict unmarshals data into v and reports keys not in known as
-// warnings. It returns the keys present.
-func decodeStrict(section string, data []byte, v any, known []string, warnings *[]string) (map[string]bool, error) {
+// decodeSection unmarshals the YAML mapping data into v, without the keys
+// in skip, and reports the keys not in known as warnings, with a typo hint
+// when a known key is close, which also goes to hints. It returns the keys
+// present. Anchors, aliases and merge keys work as in any YAML.
+func decodeSection(section string, data []byte, v any, known, skip []string, warnings, hints *[]string) (map[string]bool, error) {
 	seen := map[string]bool{}
 	if len(bytes.TrimSpace(data)) == 0 {
 		return seen, nil
@@ -191,30 +271,46 @@ func decodeStrict(section string, data []byte, v any, known []string, warnings *
 	for k := range raw {
 		seen[k] = true
 	}
-	for _, k := range slices.Sorted(maps.Keys(seen)) {
-		if !slices.Contains(known, k) {
+	if warnings != nil {
+		for _, k := range slices.Sorted(maps.Keys(seen)) {
+			if slices.Contains(known, k) {
+				continue
+			}
 			hint := ""
 			if s := closest(k, known); s != "" {
 				hint = fmt.Sprintf(" (did you mean `%s`?)", s)
+				*hints = append(*hints, fmt.Sprintf("unknown %s key `%s`: did you mean `%s`?", section, k, s))
 			}
 			*warnings = append(*warnings, fmt.Sprintf("unknown %s key `%s`%s: it is ignored", section, k, hint))
 		}
 	}
-	if err := checkTypes(raw, v); err != nil {
+	// One mapping of the keys that remain, in order, decoded as a whole.
+	m := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
+	for _, k := range slices.Sorted(maps.Keys(raw)) {
+		if slices.Contains(skip, k) {
+			continue
+		}
+		n := raw[k]
+		m.Content = append(m.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: k}, &n)
+	}
+	if err := checkTypes(raw, skip, v); err != nil {
 		return nil, err
 	}
-	if err := yaml.Unmarshal(data, v); err != nil {
+	if err := m.Decode(v); err != nil {
 		return nil, fmt.Errorf("parse %s: %w", section, yamlError(err))
 	}
 	return seen, nil
 }
 
-// checkTypes decodes the value of each key of raw that is a field of the
-// struct v points to on its own, and returns an error naming the first
-// key, in sorted order, whose value does not fit: yaml.v3's own type
-// errors name a line but not the key, and it truncates 1.5 into an int
-// field silently.
-func checkTypes(raw map[string]yaml.Node, v any) error {
+// wholeNumber matches a YAML integer in decimal, however large.
+var wholeNumber = regexp.MustCompile(`^[-+]?[0-9]+$`)
+
+// checkTypes decodes the value of each key of raw (but those in skip)
+// that is a field of the struct v points to on its own, and returns an
+// error naming the first key, in sorted order, whose value does not fit:
+// yaml.v3's own type errors name a line but not the key, and it truncates
+// 1.5 into an int field silently.
+func checkTypes(raw map[string]yaml.Node, skip []string, v any) error {
 	t := reflect.TypeOf(v).Elem()
 	fields := make(map[string]reflect.Type, t.NumField())
 	for i := range t.NumField() {
@@ -223,17 +319,59 @@ func checkTypes(raw map[string]yaml.Node, v any) error {
 	}
 	for _, k := range slices.Sorted(maps.Keys(raw)) {
 		ft, ok := fields[k]
-		if !ok {
+		if !ok || slices.Contains(skip, k) {
 			continue
 		}
 		n := raw[k]
+		if ft.Kind() == reflect.Struct {
+			if err := checkMapping(k, &n, ft); err != nil {
+				return err
+			}
+			continue
+		}
 		bad := n.Decode(reflect.New(ft).Interface()) != nil ||
 			ft.Kind() == reflect.Int && n.ShortTag() == "!!float"
 		if !bad {
 			continue
 		}
+		if ft.Kind() == reflect.Int && n.Kind == yaml.ScalarNode && wholeNumber.MatchString(n.Value) {
+			// A whole number beyond int64, which YAML resolves as a float.
+			return fmt.Errorf("invalid `%s` %s: out of range: far too large a number", k, n.Value)
+		}
 		want := map[reflect.Kind]string{reflect.Int: "a whole number", reflect.Bool: "true or false", reflect.String: "a string", reflect.Slice: "a list of strings"}[ft.Kind()]
 		return fmt.Errorf("invalid `%s` %s: must be %s", k, yamlValue(n), want)
+	}
+	return nil
+}
+
+// checkMapping checks that n, the value of key, is a mapping of the keys
+// of the struct type t, each a list of strings, or null.
+func checkMapping(key string, n *yaml.Node, t reflect.Type) error {
+	var keys []string
+	for i := range t.NumField() {
+		k, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
+		keys = append(keys, k)
+	}
+	want := fmt.Sprintf("must be a mapping of %s, each a list of strings", strings.Join(keys, " and "))
+	if n.ShortTag() == "!!null" {
+		return nil
+	}
+	var sub map[string]yaml.Node
+	if n.Decode(&sub) != nil {
+		return fmt.Errorf("invalid `%s` %s: %s", key, yamlValue(*n), want)
+	}
+	for _, k := range slices.Sorted(maps.Keys(sub)) {
+		if !slices.Contains(keys, k) {
+			hint := ""
+			if s := closest(k, keys); s != "" {
+				hint = fmt.Sprintf(" (did you mean `%s`?)", s)
+			}
+			return fmt.Errorf("invalid `%s` key `%s`%s: %s", key, k, hint, want)
+		}
+		v := sub[k]
+		if v.Decode(new([]string)) != nil {
+			return fmt.Errorf("invalid `%s` %s %s: %s", key, k, yamlValue(v), want)
+		}
 	}
 	return nil
 }
@@ -262,6 +400,10 @@ func yamlError(err error) error {
 	}
 	return err
 }
+
+// SuggestKey returns the key of known that k is most likely a typo of:
+// the closest within an edit distance of 2, or "" when none is.
+func SuggestKey(k string, known []string) string { return closest(k, known) }
 
 // closest returns the known key within edit distance 2 of k, if any.
 func closest(k string, known []string) string {
@@ -294,9 +436,14 @@ func editDistance(a, b string) int {
 	return prev[len(b)]
 }
 
-// validate checks every value and builds the capture configuration.
-func (c *Config) validate() error {
-	in, ic := &c.Init, &c.Instance
+// validateInit checks the init_config values; those of the daemon only
+// outside the Agent.
+func (c *Config) validateInit(seen map[string]bool, agent bool) error {
+	in := &c.Init
+	if in.Snaplen >= legacyMinSnaplen && in.Snaplen < capture.MinSnaplen {
+		c.Warnings = append(c.Warnings, fmt.Sprintf("init_config `snaplen` %d is below %d, which the headers go-metro decodes need (Ethernet with two VLAN tags, IPv6, TCP with full options): raised to %d", in.Snaplen, capture.MinSnaplen, capture.MinSnaplen))
+		in.Snaplen = capture.MinSnaplen
+	}
 	switch {
 	case in.Snaplen < capture.MinSnaplen || in.Snaplen > capture.MaxSnaplen:
 		return fmt.Errorf("invalid `snaplen` %d: must be between %d and %d (the headers go-metro decodes need %d bytes)", in.Snaplen, capture.MinSnaplen, capture.MaxSnaplen, capture.MinSnaplen)
@@ -312,14 +459,36 @@ func (c *Config) validate() error {
 		return fmt.Errorf("invalid `max_flows` %d: must be between 1 and 10000000 (each flow takes up to %d bytes)", in.MaxFlows, capture.FlowBytes)
 	case in.MaxPeers < 1 || in.MaxPeers > 1_000_000:
 		return fmt.Errorf("invalid `max_peers` %d: must be between 1 and 1000000 (each peer is a set of tagged series)", in.MaxPeers)
-	case in.StatsdPort < 1 || in.StatsdPort > 65535:
+	case seen["min_collection_interval"] && (in.MinCollectionInterval < 1 || in.MinCollectionInterval > 3600):
+		return fmt.Errorf("invalid `min_collection_interval` %d: must be between 1 and 3600 seconds", in.MinCollectionInterval)
+	case seen["service"] && strings.TrimSpace(in.Service) == "":
+		return errors.New("invalid `service` \"\": a service is a non-empty name such as web, or leave the key out")
+	}
+	if agent {
+		return nil
+	}
+	if in.StatsdPort < 1 || in.StatsdPort > 65535 {
 		return fmt.Errorf("invalid `statsd_port` %d: must be between 1 and 65535, or absent for the default 8125", in.StatsdPort)
+	}
+	// go-metro's Agent 5 daemon also took err and crit.
+	switch strings.ToLower(in.LogLevel) {
+	case "err":
+		in.LogLevel = "error"
+	case "crit":
+		in.LogLevel = "critical"
 	}
 	switch strings.ToLower(in.LogLevel) {
 	case "debug", "info", "warn", "warning", "error", "critical", "trace", "off":
 	default:
-		return fmt.Errorf("invalid `log_level` %q: must be one of trace, debug, info, warn (or warning), error, critical, off", in.LogLevel)
+		return fmt.Errorf("invalid `log_level` %q: must be one of trace, debug, info, warn (or warning), error (or err), critical (or crit), off", in.LogLevel)
 	}
+	return nil
+}
+
+// validateInstance checks the instance values and builds the capture
+// configuration.
+func (c *Config) validateInstance() error {
+	in, ic := &c.Init, &c.Instance
 	if ic.Interface == "" {
 		return errors.New("missing `interface`: name the interface to capture on, such as eth0, or any for all interfaces")
 	}
@@ -363,6 +532,15 @@ func (c *Config) validate() error {
 			return fmt.Errorf("invalid `local_ips` entry: %w", err)
 		}
 	}
+	c.Service = cmp.Or(ic.Service, in.Service)
+	if ic.Service != "" && strings.TrimSpace(ic.Service) == "" {
+		return errors.New("invalid `service` \"\": a service is a non-empty name such as web, or leave the key out")
+	}
+	f, err := newMetricFilter(ic.MetricPatterns)
+	if err != nil {
+		return err
+	}
+	c.filter = f
 	c.Interval = time.Duration(ic.MinCollectionInterval) * time.Second
 	c.Capture = capture.LiveConfig{
 		Interface: ic.Interface,
@@ -393,4 +571,48 @@ func (c *Config) validate() error {
 		return err
 	}
 	return nil
+}
+
+// metricFilter applies metric_patterns.
+type metricFilter struct {
+	include, exclude *regexp.Regexp // nil: none
+}
+
+// newMetricFilter compiles p; it returns nil when p has no pattern.
+func newMetricFilter(p MetricPatterns) (*metricFilter, error) {
+	compile := func(which string, list []string) (*regexp.Regexp, error) {
+		if len(list) == 0 {
+			return nil, nil
+		}
+		for _, s := range list {
+			if _, err := regexp.Compile(s); err != nil {
+				return nil, fmt.Errorf("invalid `metric_patterns` %s entry %q: %w", which, s, err)
+			}
+		}
+		return regexp.MustCompile("(?:" + strings.Join(list, ")|(?:") + ")"), nil
+	}
+	inc, err := compile("include", p.Include)
+	if err != nil {
+		return nil, err
+	}
+	exc, err := compile("exclude", p.Exclude)
+	if err != nil {
+		return nil, err
+	}
+	if inc == nil && exc == nil {
+		return nil, nil
+	}
+	return &metricFilter{include: inc, exclude: exc}, nil
+}
+
+// allows reports whether the metric name passes the filter; a nil filter
+// allows every metric.
+func (f *metricFilter) allows(name string) bool {
+	if f == nil {
+		return true
+	}
+	if f.exclude != nil && f.exclude.MatchString(name) {
+		return false
+	}
+	return f.include == nil || f.include.MatchString(name)
 }

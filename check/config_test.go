@@ -1,6 +1,8 @@
 package check_test
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"slices"
 	"strings"
@@ -20,10 +22,11 @@ import (
 func TestParseConfigErrors(t *testing.T) {
 	const eth0 = "interface: eth0\n"
 	tests := []struct {
-		name     string
-		instance string
-		init     string
-		want     []string // substrings of the error
+		name       string
+		instance   string
+		init       string
+		want       []string // substrings of the error
+		daemonOnly bool     // a daemon key: the Agent ignores it
 	}{
 		// init_config
 		{name: "snaplen-too-small", instance: eth0, init: "snaplen: 40", want: []string{"invalid `snaplen` 40", "between 128 and 65535"}},
@@ -43,9 +46,11 @@ func TestParseConfigErrors(t *testing.T) {
 		{name: "max_peers-zero", instance: eth0, init: "max_peers: 0", want: []string{"invalid `max_peers` 0", "between 1 and 1000000"}},
 		{name: "max_peers-too-large", instance: eth0, init: "max_peers: 1000001", want: []string{"invalid `max_peers` 1000001", "between 1 and 1000000"}},
 		{name: "runtime_metrics-not-a-bool", instance: eth0, init: "runtime_metrics: maybe", want: []string{"`runtime_metrics`", "maybe", "true or false"}},
-		{name: "statsd_port-too-large", instance: eth0, init: "statsd_port: 70000", want: []string{"invalid `statsd_port` 70000", "between 1 and 65535"}},
-		{name: "statsd_port-negative", instance: eth0, init: "statsd_port: -1", want: []string{"invalid `statsd_port` -1", "between 1 and 65535"}},
-		{name: "log_level-unknown", instance: eth0, init: "log_level: verbose", want: []string{"invalid `log_level` \"verbose\"", "must be one of", "debug, info"}},
+		{name: "statsd_port-too-large", instance: eth0, init: "statsd_port: 70000", want: []string{"invalid `statsd_port` 70000", "between 1 and 65535"}, daemonOnly: true},
+		{name: "statsd_port-negative", instance: eth0, init: "statsd_port: -1", want: []string{"invalid `statsd_port` -1", "between 1 and 65535"}, daemonOnly: true},
+		{name: "statsd_port-not-a-number", instance: eth0, init: "statsd_port: abc", want: []string{"`statsd_port`", "\"abc\"", "whole number"}, daemonOnly: true},
+		{name: "statsd_port-zero", instance: eth0, init: "statsd_port: 0", want: []string{"invalid `statsd_port` 0", "between 1 and 65535"}, daemonOnly: true},
+		{name: "log_level-unknown", instance: eth0, init: "log_level: verbose", want: []string{"invalid `log_level` \"verbose\"", "must be one of", "debug, info"}, daemonOnly: true},
 		{name: "init_config-syntax", instance: eth0, init: "snaplen: [256", want: []string{"parse init_config"}},
 
 		// instances
@@ -88,6 +93,13 @@ func TestParseConfigErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			for _, agent := range []bool{false, true} {
 				cfg, err := check.ParseConfig([]byte(tt.instance), []byte(tt.init), agent)
+				if agent && tt.daemonOnly {
+					// Ignored with a warning, not validated.
+					if err != nil || len(cfg.Warnings) != 1 || !strings.Contains(cfg.Warnings[0], "the Agent check ignores it") {
+						t.Errorf("ParseConfig(agent=true) = %v, %v; want the daemon key ignored with a warning", cfg, err)
+					}
+					continue
+				}
 				if err == nil {
 					t.Fatalf("ParseConfig(agent=%v) = %+v, want an error", agent, cfg)
 				}
@@ -174,6 +186,7 @@ func TestParseConfigDefaults(t *testing.T) {
 func TestParseConfigValues(t *testing.T) {
 	tests := []struct {
 		name, instance, init string
+		daemon               bool                         // parse outside the Agent
 		check                func(c *check.Config) string // returns a mismatch, or ""
 	}{
 		{name: "snaplen-bounds", instance: "interface: eth0", init: "snaplen: 128", check: func(c *check.Config) string {
@@ -223,13 +236,13 @@ func TestParseConfigValues(t *testing.T) {
 		{name: "agent-instance-keys", instance: "interface: eth0\nservice: web\nempty_default_hostname: true\ndisable_generic_tags: true\nmetric_patterns:\n  include: [system.net.*]", check: func(c *check.Config) string {
 			return mismatch(len(c.Warnings), 0)
 		}},
-		{name: "log-levels", instance: "interface: eth0", init: "log_level: WARNING", check: func(c *check.Config) string {
+		{name: "log-levels", instance: "interface: eth0", init: "log_level: WARNING", daemon: true, check: func(c *check.Config) string {
 			return mismatch(c.Init.LogLevel, "WARNING")
 		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := check.ParseConfig([]byte(tt.instance), []byte(tt.init), true)
+			c, err := check.ParseConfig([]byte(tt.instance), []byte(tt.init), !tt.daemon)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -355,6 +368,10 @@ func TestParseConfigDaemonKeys(t *testing.T) {
 			wantInit := check.InitConfig{
 				Snaplen: capture.DefaultSnaplen, IdleTTL: 300, ExpTTL: 60, MaxFlows: capture.DefaultMaxFlows, MaxPeers: capture.DefaultMaxPeers,
 				StatsdIP: "127.0.0.1", StatsdPort: 8125, LogToFile: true, LogLevel: "debug", LogFile: "/var/log/datadog/go-metro.log",
+			}
+			if tt.agent {
+				// Not even read: the defaults stay.
+				wantInit.LogToFile, wantInit.LogLevel, wantInit.LogFile = false, "info", ""
 			}
 			if diff := cmp.Diff(wantInit, c.Init); diff != "" {
 				t.Errorf("init_config (-want +got):\n%s", diff)
@@ -487,7 +504,7 @@ func TestParseConfigGoMetroFiles(t *testing.T) {
 				}
 				want := check.InitConfig{
 					Snaplen: 512, IdleTTL: 300, ExpTTL: 60, MaxFlows: capture.DefaultMaxFlows, MaxPeers: capture.DefaultMaxPeers,
-					StatsdIP: "127.0.0.1", StatsdPort: 8125, LogToFile: true, LogLevel: "info",
+					StatsdIP: "127.0.0.1", StatsdPort: 8125, LogToFile: !agent, LogLevel: "info",
 				}
 				if diff := cmp.Diff(want, c.Init); diff != "" {
 					t.Errorf("agent=%v: init_config (-want +got):\n%s", agent, diff)
@@ -546,4 +563,168 @@ func integrationPageExample(tb testing.TB) []byte {
 		tb.Fatal(err)
 	}
 	return b
+}
+
+// TestParseConfigAgentCommonKeys checks the keys every Agent check has,
+// as go-metro applies them outside the Agent: init_config's
+// min_collection_interval is the instances' default, and is validated.
+func TestParseConfigAgentCommonKeys(t *testing.T) {
+	for _, tt := range []struct {
+		name, instance, init string
+		interval             time.Duration
+		service              string
+		warnings             []string
+	}{
+		{name: "init-interval", instance: "interface: eth0", init: "min_collection_interval: 30", interval: 30 * time.Second},
+		{name: "instance-interval-wins", instance: "interface: eth0\nmin_collection_interval: 5", init: "min_collection_interval: 30", interval: 5 * time.Second},
+		{name: "init-service", instance: "interface: eth0", init: "service: web", interval: 15 * time.Second, service: "web"},
+		{name: "instance-service-wins", instance: "interface: eth0\nservice: db", init: "service: web", interval: 15 * time.Second, service: "db"},
+		{name: "agent-only-keys", instance: "interface: eth0\nempty_default_hostname: true\ndisable_generic_tags: true\nno_index: true", interval: 15 * time.Second,
+			warnings: []string{
+				"instance key `empty_default_hostname` has an effect only inside the Agent; go-metro check and go-metro run ignore it",
+				"instance key `disable_generic_tags` has an effect only inside the Agent; go-metro check and go-metro run ignore it",
+				"instance key `no_index` has an effect only inside the Agent; go-metro check and go-metro run ignore it",
+			}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := check.ParseConfig([]byte(tt.instance), []byte(tt.init), false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Interval != tt.interval || c.Service != tt.service {
+				t.Errorf("interval %v, service %q; want %v and %q", c.Interval, c.Service, tt.interval, tt.service)
+			}
+			if diff := cmp.Diff(tt.warnings, c.Warnings); diff != "" {
+				t.Errorf("warnings (-want +got):\n%s", diff)
+			}
+			// Inside the Agent, the Agent applies them: no warning.
+			if c, err := check.ParseConfig([]byte(tt.instance), []byte(tt.init), true); err != nil || len(c.Warnings) > 0 {
+				t.Errorf("in the Agent: %v, warnings %q", err, c.Warnings)
+			}
+		})
+	}
+	for _, tt := range []struct {
+		name, instance, init string
+		want                 []string
+	}{
+		{name: "init-interval-not-a-number", instance: "interface: eth0", init: "min_collection_interval: abc",
+			want: []string{"invalid `min_collection_interval` \"abc\": must be a whole number"}},
+		{name: "init-interval-zero", instance: "interface: eth0", init: "min_collection_interval: 0",
+			want: []string{"invalid `min_collection_interval` 0: must be between 1 and 3600 seconds"}},
+		{name: "service-empty", instance: "interface: eth0\nservice: ' '", want: []string{"invalid `service`"}},
+		{name: "service-list", instance: "interface: eth0\nservice: [a]", want: []string{"invalid `service` [a]: must be a string"}},
+		{name: "metric_patterns-bad-regexp", instance: "interface: eth0\nmetric_patterns: {include: ['system.net.(']}",
+			want: []string{"invalid `metric_patterns` include entry \"system.net.(\": error parsing regexp"}},
+		{name: "metric_patterns-typo", instance: "interface: eth0\nmetric_patterns: {includes: [rtt]}",
+			want: []string{"invalid `metric_patterns` key `includes` (did you mean `include`?): must be a mapping of include and exclude, each a list of strings"}},
+		{name: "metric_patterns-not-a-list", instance: "interface: eth0\nmetric_patterns: {exclude: rtt}",
+			want: []string{"invalid `metric_patterns` exclude \"rtt\": must be a mapping of include and exclude"}},
+		{name: "metric_patterns-list", instance: "interface: eth0\nmetric_patterns: [rtt]",
+			want: []string{"invalid `metric_patterns` [rtt]: must be a mapping of include and exclude"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, agent := range []bool{false, true} {
+				_, err := check.ParseConfig([]byte(tt.instance), []byte(tt.init), agent)
+				for _, w := range tt.want {
+					if err == nil || !strings.Contains(err.Error(), w) {
+						t.Errorf("agent=%v: error %v, want %q", agent, err, w)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestCheckServiceAndMetricPatterns runs the check outside the Agent: the
+// service tag is on every metric and on the service check, and
+// metric_patterns decides which metrics are sent, exclude first. Inside
+// the Agent, the sender adds the service tag: the check does not.
+func TestCheckServiceAndMetricPatterns(t *testing.T) {
+	c, _ := withFake(t, "interface: eth0\ntags: [env:test, iface:eth0]\nmetric_patterns:\n  include: ['^go_metro\\.', 'rtt\\.p9']\n  exclude: [dropped, p95]", "service: web", nil)
+	b := run(t, c, newRecorder(t))
+	var names []string
+	for _, s := range b.Series {
+		names = append(names, s.Metric)
+		if diff := cmp.Diff(sortedTags("iface:eth0", "env:test", "service:web"), sortedTags(s.Tags...)); diff != "" {
+			t.Errorf("%s tags (-want +got):\n%s", s.Metric, diff)
+		}
+	}
+	slices.Sort(names)
+	want := []string{check.MetricDecodeErrors, check.MetricFlowsActive, check.MetricFlowsEvicted, check.MetricPacketsReceived, check.MetricSamplesDiscarded}
+	slices.Sort(want)
+	if diff := cmp.Diff(want, names); diff != "" {
+		t.Errorf("metrics sent (-want +got):\n%s", diff)
+	}
+	sc := canCapture(t, b)
+	if diff := cmp.Diff(sortedTags("iface:eth0", "env:test", "service:web"), sortedTags(sc.Tags...)); diff != "" {
+		t.Errorf("service check tags (-want +got):\n%s", diff)
+	}
+
+	agent := &check.Check{InAgent: true}
+	if err := agent.Configure([]byte("interface: eth0\nservice: db"), nil); err != nil {
+		t.Fatal(err)
+	}
+	agent.NewCapture = func(cfg capture.LiveConfig) (check.Capture, error) { return newFakeCapture(t, cfg, nil), nil }
+	defer agent.Cancel()
+	if tags := canCapture(t, run(t, agent, newRecorder(t))).Tags; slices.Contains(tags, "service:db") {
+		t.Errorf("in the Agent, the check added the service tag itself: %q", tags)
+	}
+}
+
+// TestParseConfigAgent5 checks the values of go-metro's Agent 5 files: a
+// snaplen from 104 (its documented minimum) to 127 is raised to 128 with
+// a warning, and log_level takes err and crit.
+func TestParseConfigAgent5(t *testing.T) {
+	for _, n := range []int{104, 127} {
+		c, err := check.ParseConfig([]byte("interface: eth0"), fmt.Appendf(nil, "snaplen: %d", n), false)
+		if err != nil {
+			t.Fatalf("snaplen %d: %v", n, err)
+		}
+		if c.Capture.Snaplen != 128 || len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0], fmt.Sprintf("init_config `snaplen` %d is below 128", n)) ||
+			!strings.Contains(c.Warnings[0], "raised to 128") {
+			t.Errorf("snaplen %d: capture snaplen %d, warnings %q; want 128 and a warning", n, c.Capture.Snaplen, c.Warnings)
+		}
+	}
+	if _, err := check.ParseConfig([]byte("interface: eth0"), []byte("snaplen: 103"), false); err == nil || !strings.Contains(err.Error(), "invalid `snaplen` 103: must be between 128 and 65535") {
+		t.Errorf("snaplen 103: %v, want the range error", err)
+	}
+	for level, want := range map[string]string{"err": "error", "crit": "critical", "ERR": "error"} {
+		c, err := check.ParseConfig([]byte("interface: eth0"), []byte("log_level: "+level), false)
+		if err != nil || c.Init.LogLevel != want {
+			t.Errorf("log_level %s: %v, level %q; want %q", level, err, c.Init.LogLevel, want)
+		}
+	}
+}
+
+// TestParseConfigErrorSection checks that an error names its section, so
+// that it is reported at the right line, and that a typo hint stays with
+// the error it may have caused.
+func TestParseConfigErrorSection(t *testing.T) {
+	for _, tt := range []struct {
+		name, instance, init, section string
+		want                          string
+	}{
+		{name: "init", instance: "interface: eth0", init: "snaplen: 40", section: "init_config", want: "invalid `snaplen` 40: must be between 128 and 65535"},
+		{name: "init-type", instance: "interface: eth0", init: "idle_ttl: [1]", section: "init_config", want: "invalid `idle_ttl` [1]: must be a whole number"},
+		{name: "instance", instance: "interface: eth0\nring_size: 1", section: "instance", want: "invalid `ring_size` 1"},
+		{name: "typo-kept", instance: "interfce: eth0", section: "instance",
+			want: "missing `interface`: name the interface to capture on, such as eth0, or any for all interfaces (unknown instance key `interfce`: did you mean `interface`?)"},
+		{name: "typo-in-other-section-kept", instance: "interface: eth0", init: "snap_len: 512\nidle_ttl: 0", section: "init_config",
+			want: "invalid `idle_ttl` 0: must be between 1 and 86400 seconds (unknown init_config key `snap_len`: did you mean `snaplen`?)"},
+		{name: "huge-number", instance: "interface: eth0", init: "snaplen: 99999999999999999999999", section: "init_config",
+			want: "invalid `snaplen` 99999999999999999999999: out of range: far too large a number"},
+		{name: "huge-negative", instance: "interface: eth0\nring_size: -99999999999999999999999", section: "instance",
+			want: "invalid `ring_size` -99999999999999999999999: out of range"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := check.ParseConfig([]byte(tt.instance), []byte(tt.init), false)
+			var ce *check.ConfigError
+			if !errors.As(err, &ce) || ce.Section != tt.section {
+				t.Fatalf("error %v, want a *ConfigError in %s", err, tt.section)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %q, want %q", err, tt.want)
+			}
+		})
+	}
 }

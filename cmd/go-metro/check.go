@@ -10,7 +10,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"maps"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -21,6 +20,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/DataDog/datadog-agent/pkg/metrics/servicecheck"
 	"gopkg.in/yaml.v3"
 
 	"github.com/go-metro/go-metro/capture"
@@ -45,10 +45,12 @@ instances (15s unless set). With --json, each run prints one JSON document
 on a line, {"series":[...],"service_checks":[...]}, that merges the
 instances, and warnings go to standard error.
 
-Exit status: 0 when every run completed, whatever the service check says;
-1 when a run of the check returned an error, as "agent check" does (for
-example when the capture cannot start), when interrupted, or on any other
-error; 2 for a usage error.
+Exit status: 0 when every run completed and the capture of every
+instance worked (the service check was OK or WARNING); 1 when a run of the
+check returned an error, as "agent check" does, or reported the capture
+CRITICAL (for example without CAP_NET_RAW: the capture cannot start), when
+interrupted, or on any other error; 2 for a usage error. When no instance
+can capture at the start, it exits at once without waiting for the runs.
 
 Options:
 `
@@ -70,7 +72,7 @@ func parseCheckFlags(args []string, stderr io.Writer) (*checkOptions, error) {
 		fmt.Fprint(stderr, checkUsage)
 		fs.PrintDefaults()
 	}
-	fs.StringVar(&o.config, "c", "", "read the check's configuration from `FILE`, a conf.yaml")
+	fs.StringVar(&o.config, "c", "", "read the check's configuration from `FILE`, a conf.yaml (at most 1 MiB)")
 	fs.StringVar(&o.iface, "interface", "", "capture on interface `IF` in every instance, or any for all interfaces")
 	fs.IntVar(&o.runs, "runs", 1, "perform `N` runs, one per interval")
 	fs.Func("interval", "wait `D` before each run (default: the instances' min_collection_interval)", func(s string) error {
@@ -91,7 +93,11 @@ func parseCheckFlags(args []string, stderr io.Writer) (*checkOptions, error) {
 		}
 		return nil, fmt.Errorf("%w: %v", errUsage, err)
 	}
+	configSet := false
+	fs.Visit(func(f *flag.Flag) { configSet = configSet || f.Name == "c" })
 	switch {
+	case configSet && o.config == "":
+		return nil, fmt.Errorf("%w: -c \"\": name a configuration file, or leave -c out to capture on the default route's interface", errUsage)
 	case fs.NArg() > 0:
 		return nil, fmt.Errorf("%w: unexpected argument %q: go-metro check takes only options", errUsage, fs.Arg(0))
 	case o.runs < 1:
@@ -171,10 +177,12 @@ func (c *checker) main(ctx context.Context, args []string, stdout, stderr io.Wri
 	out := &checkOutput{w: stdout, stderr: stderr, json: o.json, seen: map[string]bool{}}
 
 	// The check starts its capture on the first Run: run once now, and
-	// keep that run's output only when no capture could start.
+	// keep that run's output only when no capture could start, or none
+	// captures (CRITICAL: no CAP_NET_RAW, say).
 	start := time.Now()
 	first := runAll(insts)
-	if !slices.ContainsFunc(first, func(r runResult) bool { return r.err == nil }) {
+	if !slices.ContainsFunc(first, func(r runResult) bool { return r.failure() == nil }) {
+		noteFailures(insts, first)
 		if err := out.write("Start", insts, first); err != nil {
 			return err
 		}
@@ -201,11 +209,37 @@ func (c *checker) main(ctx context.Context, args []string, stdout, stderr io.Wri
 		case <-t.C:
 		}
 		title := fmt.Sprintf("Run %d of %d (interval %v)", n, o.runs, interval)
-		if err := out.write(title, insts, runAll(insts)); err != nil {
+		results := runAll(insts)
+		noteFailures(insts, results)
+		if err := out.write(title, insts, results); err != nil {
 			return err
 		}
 	}
 	return instanceErrors(insts)
+}
+
+// failure returns the run's error, or an error with the message of a
+// CRITICAL service check: the capture could not capture.
+func (r runResult) failure() error {
+	if r.err != nil {
+		return r.err
+	}
+	for _, sc := range r.batch.ServiceChecks {
+		if sc.Check == check.ServiceCheckName && sc.Status == servicecheck.ServiceCheckCritical {
+			return fmt.Errorf("%s is CRITICAL: %s", sc.Check, sc.Message)
+		}
+	}
+	return nil
+}
+
+// noteFailures keeps the first failure of each instance, for the exit
+// status.
+func noteFailures(insts []*checkInstance, results []runResult) {
+	for i, r := range results {
+		if err := r.failure(); err != nil && insts[i].err == nil {
+			insts[i].err = err
+		}
+	}
 }
 
 // runAll runs every instance once.
@@ -214,9 +248,6 @@ func runAll(insts []*checkInstance) []runResult {
 	for i, in := range insts {
 		rec := &check.Recorder{}
 		err := in.chk.Run(rec)
-		if err != nil && in.err == nil {
-			in.err = err
-		}
 		r := runResult{batch: rec.Last(), err: err, warnings: in.chk.Warnings(), state: "not started"}
 		if err == nil && in.cp != nil {
 			r.state = in.cp.Health().State.String()
@@ -239,8 +270,7 @@ func instanceErrors(insts []*checkInstance) error {
 
 // configure builds the instances from -c, or one default instance.
 func (c *checker) configure(o *checkOptions) (insts []*checkInstance, fileWarnings []string, err error) {
-	var initYAML []byte
-	var instYAML []confInstance
+	f := &confFile{name: "the default instance"}
 	if o.config == "" {
 		iface := o.iface
 		if iface == "" {
@@ -252,29 +282,33 @@ func (c *checker) configure(o *checkOptions) (insts []*checkInstance, fileWarnin
 		if err != nil {
 			return nil, nil, err
 		}
-		instYAML = []confInstance{{yaml: b}}
+		f.instances = []confInstance{{yaml: b}}
 	} else {
-		data, err := os.ReadFile(o.config)
-		if err != nil {
-			return nil, nil, fmt.Errorf("read the configuration: %w", err)
-		}
-		initYAML, instYAML, fileWarnings, err = parseConfFile(o.config, data, o.iface)
+		data, err := readConfFile(o.config)
 		if err != nil {
 			return nil, nil, err
 		}
+		if f, err = parseConfFile(o.config, data, o.iface); err != nil {
+			return nil, nil, err
+		}
 	}
-	for i, y := range instYAML {
+	var cfgs []*check.Config
+	for i, y := range f.instances {
 		in := &checkInstance{name: fmt.Sprintf("instances[%d]", i)}
 		in.chk = &check.Check{NewCapture: c.openCapture(in)}
-		if err := in.chk.Configure(y.yaml, initYAML); err != nil {
+		if err := in.chk.Configure(y.yaml, f.initYAML); err != nil {
 			if o.config == "" {
 				return nil, nil, err
 			}
-			return nil, nil, fmt.Errorf("%s: instances[%d] (line %d): %w", o.config, i, y.line, err)
+			return nil, nil, f.configError(i, err)
 		}
 		insts = append(insts, in)
+		cfgs = append(cfgs, in.chk.Config())
 	}
-	return insts, fileWarnings, nil
+	if err := f.duplicateInstances(cfgs); err != nil {
+		return nil, nil, err
+	}
+	return insts, f.warnings, nil
 }
 
 // openCapture returns the NewCapture of in's check: it keeps the capture,
@@ -297,80 +331,6 @@ func (c *checker) openCapture(in *checkInstance) func(capture.LiveConfig) (check
 		in.cp = cp
 		return cp, nil
 	}
-}
-
-// topLevelKeys are the conf.yaml keys the Agent reads; others draw a
-// warning.
-var topLevelKeys = []string{"init_config", "instances", "logs", "ad_identifiers", "cluster_check"}
-
-// confInstance is one instance of a conf.yaml.
-type confInstance struct {
-	yaml []byte
-	line int // in the file
-}
-
-// parseConfFile splits a conf.yaml named name into its init_config and its
-// instances, with the interface of each instance replaced by iface when it
-// is not empty.
-func parseConfFile(name string, data []byte, iface string) (initYAML []byte, instances []confInstance, warnings []string, err error) {
-	var doc map[string]yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, nil, nil, fmt.Errorf("parse %s: %w", name, err)
-	}
-	for _, k := range slices.Sorted(maps.Keys(doc)) {
-		if !slices.Contains(topLevelKeys, k) {
-			warnings = append(warnings, fmt.Sprintf("%s: unknown top-level key `%s`: it is ignored; the check reads init_config and instances", name, k))
-		}
-	}
-	if n, ok := doc["init_config"]; ok && !isNull(&n) {
-		if n.Kind != yaml.MappingNode {
-			return nil, nil, nil, fmt.Errorf("%s: invalid `init_config` on line %d: must be a mapping of settings, or empty", name, n.Line)
-		}
-		if initYAML, err = yaml.Marshal(&n); err != nil {
-			return nil, nil, nil, fmt.Errorf("%s: init_config: %w", name, err)
-		}
-	}
-	n, ok := doc["instances"]
-	if !ok || isNull(&n) {
-		return nil, nil, nil, fmt.Errorf("%s: no `instances`: list at least one, such as `instances: [{interface: eth0}]`", name)
-	}
-	if n.Kind != yaml.SequenceNode || len(n.Content) == 0 {
-		return nil, nil, nil, fmt.Errorf("%s: invalid `instances` on line %d: must be a list of at least one instance", name, n.Line)
-	}
-	for i, in := range n.Content {
-		if iface != "" {
-			if isNull(in) {
-				*in = yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: in.Line, Column: in.Column}
-			}
-			setKey(in, "interface", iface)
-		}
-		b, err := yaml.Marshal(in)
-		if err != nil {
-			return nil, nil, nil, fmt.Errorf("%s: instances[%d]: %w", name, i, err)
-		}
-		instances = append(instances, confInstance{yaml: b, line: in.Line})
-	}
-	return initYAML, instances, warnings, nil
-}
-
-func isNull(n *yaml.Node) bool {
-	return n.Kind == 0 || n.Kind == yaml.ScalarNode && n.Tag == "!!null"
-}
-
-// setKey sets key to the string value in the mapping node n; it leaves
-// other nodes alone, for the check to reject.
-func setKey(n *yaml.Node, key, value string) {
-	if n.Kind != yaml.MappingNode {
-		return
-	}
-	v := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: value}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		if n.Content[i].Value == key {
-			n.Content[i+1] = v
-			return
-		}
-	}
-	n.Content = append(n.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: key}, v)
 }
 
 // checkOutput prints the runs, as text or JSON.

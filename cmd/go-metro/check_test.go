@@ -23,9 +23,12 @@ import (
 )
 
 // fakeCapture is a check.Capture that reports fixed peers and health.
+// With retryErr, it starts but never captures, as a Live capture without
+// CAP_NET_RAW.
 type fakeCapture struct {
 	cfg      capture.LiveConfig
 	startErr error
+	retryErr error
 	peers    []capture.PeerStats
 	health   capture.Health
 
@@ -40,6 +43,9 @@ func (f *fakeCapture) Start() error {
 		return f.startErr
 	}
 	f.health.State = capture.StateCapturing
+	if f.retryErr != nil {
+		f.health.State, f.health.LastError, f.health.LastErrorTime = capture.StateRetrying, f.retryErr, time.Now()
+	}
 	return nil
 }
 
@@ -183,7 +189,52 @@ func TestCheckConfigErrors(t *testing.T) {
 		{
 			name: "init_config value",
 			conf: "init_config:\n  snaplen: 40\ninstances:\n  - interface: eth0\n",
-			want: []string{"conf.yaml: instances[0] (line 4): ", "invalid `snaplen` 40: must be between 128 and 65535"},
+			want: []string{"conf.yaml: init_config (line 1): ", "invalid `snaplen` 40: must be between 128 and 65535"},
+		},
+		{
+			name: "init_config value on a later line",
+			conf: "# go-metro\n\ninit_config:\n  min_collection_interval: abc\ninstances:\n  - interface: eth0\n",
+			want: []string{"conf.yaml: init_config (line 3): ", "invalid `min_collection_interval` \"abc\": must be a whole number"},
+		},
+		{
+			name: "snaplen far too large",
+			conf: "init_config:\n  snaplen: 99999999999999999999999\ninstances:\n  - interface: eth0\n",
+			want: []string{"conf.yaml: init_config (line 1): ", "invalid `snaplen` 99999999999999999999999: out of range: far too large a number"},
+		},
+		{
+			name: "typo hint kept with the error",
+			conf: "instances:\n  - interfce: eth0\n",
+			want: []string{"conf.yaml: instances[0] (line 2): ", "missing `interface`", "(unknown instance key `interfce`: did you mean `interface`?)"},
+		},
+		{
+			name: "typo of a top-level key",
+			conf: "init_config:\ninstancess:\n  - interface: eth0\n",
+			want: []string{"conf.yaml: no `instances`", "(unknown top-level key `instancess`: did you mean `instances`?)"},
+		},
+		{
+			name: "second YAML document",
+			conf: "instances:\n  - interface: eth0\n---\ninstances:\n  - interface: eth1\n",
+			want: []string{"conf.yaml: a second YAML document begins on line 4: a configuration is one document"},
+		},
+		{
+			name: "instances and config",
+			conf: "instances:\n  - interface: eth0\nconfig:\n  - interface: eth1\n",
+			want: []string{"conf.yaml: both `instances` and `config` on lines 2 and 4: `config` is the old name of `instances`; keep only instances"},
+		},
+		{
+			name: "duplicate instances",
+			conf: "instances:\n  - interface: eth0\n    ips: [192.0.2.1, 10.0.0.0/8]\n    hosts: [Db.Example]\n  - interface: eth1\n  - interface: eth0\n    ips: [10.0.0.0/8, 192.0.2.1/32]\n    hosts: [db.example.]\n",
+			want: []string{"conf.yaml: instances[2] (line 6) captures the same traffic as instances[0] (line 2): the same interface eth0, `netns` and peers, so every packet would be counted twice"},
+		},
+		{
+			name: "alias bomb",
+			conf: yamlBomb,
+			want: []string{"conf.yaml: its aliases expand to more than 100000 YAML nodes"},
+		},
+		{
+			name: "larger than 1 MiB",
+			conf: "instances:\n  - interface: eth0\n" + strings.Repeat("#", 1<<20),
+			want: []string{"conf.yaml: larger than 1048576 bytes (1 MiB), the most a configuration may have"},
 		},
 		{
 			name: "wrong type",
@@ -219,6 +270,24 @@ func TestCheckConfigErrors(t *testing.T) {
 			}
 		})
 	}
+	t.Run("endless file", func(t *testing.T) {
+		var stdout, stderr bytes.Buffer
+		if code := run([]string{"check", "-c", "/dev/zero"}, &stdout, &stderr); code != 1 {
+			t.Errorf("exit %d, want 1", code)
+		}
+		if want := "read the configuration /dev/zero: larger than 1048576 bytes (1 MiB)"; !strings.Contains(stderr.String(), want) {
+			t.Errorf("stderr %q lacks %q", stderr.String(), want)
+		}
+	})
+	t.Run("-c empty", func(t *testing.T) {
+		var stdout, stderr bytes.Buffer
+		if code := run([]string{"check", "-c", ""}, &stdout, &stderr); code != 2 {
+			t.Errorf("exit %d, want 2", code)
+		}
+		if want := `go-metro check: usage: -c "": name a configuration file`; !strings.Contains(stderr.String(), want) {
+			t.Errorf("stderr %q lacks %q", stderr.String(), want)
+		}
+	})
 	t.Run("missing file", func(t *testing.T) {
 		var stdout, stderr bytes.Buffer
 		missing := filepath.Join(t.TempDir(), "nope.yaml")
@@ -229,6 +298,100 @@ func TestCheckConfigErrors(t *testing.T) {
 			t.Errorf("stderr: %s", stderr.String())
 		}
 	})
+}
+
+// yamlBomb is a billion laughs: nine levels of nine aliases.
+var yamlBomb = func() string {
+	var b strings.Builder
+	b.WriteString("a0: &a0 [x, x, x, x, x, x, x, x, x]\n")
+	for i := 1; i <= 9; i++ {
+		fmt.Fprintf(&b, "a%d: &a%d [*a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d]\n", i, i, i-1, i-1, i-1, i-1, i-1, i-1, i-1, i-1, i-1)
+	}
+	b.WriteString("instances:\n  - interface: eth0\n    tags: *a9\n")
+	return b.String()
+}()
+
+// TestCheckConfigLoads checks configurations that are valid YAML, and
+// those of go-metro's Agent 5 daemon, as go-metro check loads them:
+// anchors in one section used in another, merge keys, a document that
+// starts with `---`, the `config` key of Agent 5 (with a deprecation
+// warning), and the same interface twice with different peers.
+func TestCheckConfigLoads(t *testing.T) {
+	for _, tc := range []struct {
+		name, conf string
+		want       []string // interface and tags of each instance
+		warnings   []string
+	}{
+		{
+			name: "anchors, aliases and merge keys across sections",
+			conf: `init_config:
+  service: &svc web
+  snaplen: &snap 256
+instances:
+  - &eth0
+    interface: eth0
+    tags: &tags [env:prod, team:net]
+    service: *svc
+  - <<: *eth0
+    interface: eth1
+  - interface: eth2
+    tags: *tags
+`,
+			want: []string{"eth0 [env:prod team:net]", "eth1 [env:prod team:net]", "eth2 [env:prod team:net]"},
+		},
+		{
+			name: "document start",
+			conf: "---\ninstances:\n  - interface: eth0\n",
+			want: []string{"eth0 []"},
+		},
+		{
+			name: "Agent 5 config key",
+			conf: "init_config:\n  log_level: err\n  snaplen: 104\nconfig:\n  - interface: eth0\n    tags: [foo:bar]\n",
+			want: []string{"eth0 [foo:bar]"},
+			warnings: []string{"top-level key `config` is deprecated: it is the name go-metro's Agent 5 daemon gave the instances; rename it `instances`",
+				"init_config `snaplen` 104 is below 128"},
+		},
+		{
+			name: "same interface, other peers",
+			conf: "instances:\n  - interface: eth0\n    ips: [192.0.2.1]\n  - interface: eth0\n    ips: [192.0.2.2]\n  - interface: eth0\n    netns: /proc/self/ns/net\n  - interface: eth0\n",
+			want: []string{"eth0 []", "eth0 []", "eth0 []", "eth0 []"},
+		},
+		{
+			name:     "Agent-only top-level keys",
+			conf:     "ad_identifiers: [x]\ninstances:\n  - interface: eth0\n",
+			want:     []string{"eth0 []"},
+			warnings: []string{"top-level key `ad_identifiers` has an effect only inside the Agent; go-metro check and go-metro run ignore it"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := writeFile(t, "conf.yaml", tc.conf)
+			c, _ := fakeChecker(twoPeers)
+			insts, warnings, err := c.configure(&checkOptions{config: path})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, in := range insts {
+				cfg := in.chk.Config()
+				got = append(got, fmt.Sprintf("%s %v", cfg.Instance.Interface, cfg.Instance.Tags))
+				warnings = append(warnings, cfg.Warnings...)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("instances (-want +got):\n%s", diff)
+			}
+			if len(warnings) != len(tc.warnings) {
+				t.Errorf("warnings %q, want %d", warnings, len(tc.warnings))
+			}
+			for _, w := range tc.warnings {
+				if !slices.ContainsFunc(warnings, func(s string) bool { return strings.Contains(s, w) }) {
+					t.Errorf("warnings %q lack %q", warnings, w)
+				}
+			}
+			if strings.Contains(tc.conf, "*svc") && insts[0].chk.Config().Service != "web" {
+				t.Errorf("service %q, want web from the alias", insts[0].chk.Config().Service)
+			}
+		})
+	}
 }
 
 func TestCheckUnknownKeyWarning(t *testing.T) {
@@ -449,6 +612,63 @@ func TestCheckStartFails(t *testing.T) {
 	}
 }
 
+// TestCheckCannotCapture checks that a capture that starts but cannot
+// capture (no CAP_NET_RAW: the Live capture retries, and the service
+// check is CRITICAL) makes go-metro check exit 1, at once when no
+// instance captures, and at the end when another one does.
+func TestCheckCannotCapture(t *testing.T) {
+	path := writeFile(t, "conf.yaml", "instances:\n  - interface: eth0\n  - interface: eth1\n")
+	denied := fmt.Errorf("capture on eth0: %w: grant CAP_NET_RAW (setcap cap_net_raw+ep /usr/bin/go-metro) or run as root", capture.ErrPermission)
+	c, _ := fakeChecker(func(capture.LiveConfig) *fakeCapture { return &fakeCapture{retryErr: denied} })
+	var stdout, stderr bytes.Buffer
+	begin := time.Now()
+	err := c.main(t.Context(), []string{"-c", path, "--interval", "1h"}, &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "instances[0]: go_metro.can_capture is CRITICAL: capture on eth0: operation not permitted: grant CAP_NET_RAW") ||
+		!strings.Contains(err.Error(), "instances[1]: ") {
+		t.Errorf("err = %v, want each instance's CRITICAL", err)
+	}
+	if code := exitCode(err); code != 1 {
+		t.Errorf("exit status %d, want 1", code)
+	}
+	if d := time.Since(begin); d > 10*time.Second {
+		t.Errorf("took %v: a capture that cannot start should not wait for the interval", d)
+	}
+	for _, want := range []string{"=== Start ===", "capture retrying", "Service check go_metro.can_capture: CRITICAL: capture on eth0: operation not permitted",
+		"  Warning: capture on eth0: operation not permitted"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, stdout.String())
+		}
+	}
+
+	// One instance captures: the runs go on, and the exit status reports
+	// the other.
+	c, _ = fakeChecker(func(cfg capture.LiveConfig) *fakeCapture {
+		if cfg.Interface == "eth1" {
+			return &fakeCapture{retryErr: denied}
+		}
+		return &fakeCapture{}
+	})
+	stdout.Reset()
+	err = c.main(t.Context(), []string{"-c", path, "--interval", "10ms", "--runs", "2"}, &stdout, &stderr)
+	if err == nil || !strings.HasPrefix(err.Error(), "instances[1]: go_metro.can_capture is CRITICAL") || exitCode(err) != 1 {
+		t.Errorf("err = %v, want instances[1]'s CRITICAL and exit status 1", err)
+	}
+	if n := strings.Count(stdout.String(), "CRITICAL"); n != 2 {
+		t.Errorf("%d CRITICAL service checks, want 2:\n%s", n, stdout.String())
+	}
+}
+
+// exitCode is the exit status run gives err.
+func exitCode(err error) int {
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, errUsage):
+		return 2
+	}
+	return 1
+}
+
 func TestCheckInterrupted(t *testing.T) {
 	c, opened := fakeChecker(twoPeers)
 	ctx, cancel := context.WithCancel(t.Context())
@@ -568,10 +788,11 @@ instances:
   - {tags: [a:b]}
 logz: []
 `
-	init, insts, warns, err := parseConfFile("conf.yaml", []byte(conf), "veth9")
+	f, err := parseConfFile("conf.yaml", []byte(conf), "veth9")
 	if err != nil {
 		t.Fatal(err)
 	}
+	init, insts, warns := f.initYAML, f.instances, f.warnings
 	if got := string(init); got != "idle_ttl: 30\n" {
 		t.Errorf("init_config %q", got)
 	}
@@ -592,7 +813,7 @@ logz: []
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("instances (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff([]string{"conf.yaml: unknown top-level key `logz`: it is ignored; the check reads init_config and instances"}, warns); diff != "" {
+	if diff := cmp.Diff([]string{"conf.yaml: unknown top-level key `logz` (did you mean `logs`?): it is ignored; the check reads init_config and instances"}, warns); diff != "" {
 		t.Errorf("warnings (-want +got):\n%s", diff)
 	}
 }
@@ -769,4 +990,39 @@ func TestCheckLive(t *testing.T) {
 			t.Error("no telemetry")
 		}
 	})
+}
+
+// TestCheckRuntimeMetricsOnce checks that go-metro check sends the
+// process's runtime.go.* metrics once per run, whatever the number of
+// instances, and without an iface tag, even one listed in `tags`.
+func TestCheckRuntimeMetricsOnce(t *testing.T) {
+	path := writeFile(t, "conf.yaml", "init_config:\n  runtime_metrics: true\ninstances:\n  - interface: eth0\n    tags: [env:prod, iface:eth0]\n  - interface: eth1\n    tags: [env:prod]\n")
+	c, _ := fakeChecker(twoPeers)
+	var stdout, stderr bytes.Buffer
+	if err := c.main(t.Context(), []string{"-c", path, "--interval", "10ms", "--runs", "2", "--json"}, &stdout, &stderr); err != nil {
+		t.Fatal(err)
+	}
+	docs := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	if len(docs) != 2 {
+		t.Fatalf("%d documents, want 2", len(docs))
+	}
+	for i, line := range docs {
+		var doc checkDoc
+		if err := json.Unmarshal([]byte(line), &doc); err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, s := range doc.Series {
+			if s.Metric != check.MetricGoNumGoroutine {
+				continue
+			}
+			n++
+			if slices.ContainsFunc(s.Tags, func(t string) bool { return strings.HasPrefix(t, "iface:") }) {
+				t.Errorf("run %d: %s tagged %q", i+1, s.Metric, s.Tags)
+			}
+		}
+		if n != 1 {
+			t.Errorf("run %d: %s sent %d times, want once", i+1, check.MetricGoNumGoroutine, n)
+		}
+	}
 }

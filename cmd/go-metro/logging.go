@@ -158,12 +158,13 @@ type logOutput struct {
 	stderr io.Writer
 	w      io.Writer
 	file   *os.File
+	failed *os.File // the file a write last failed on (see write)
 }
 
 func (o *logOutput) Write(p []byte) (int, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return o.w.Write(p)
+	return o.write(p)
 }
 
 // set writes to f from now on, or to stderr when f is nil, and closes

@@ -56,11 +56,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if err != nil {
-		if errors.Is(err, errUsage) {
-			fmt.Fprintf(stderr, "go-metro %s: %v\n", args[0], err)
-			return 2
-		}
 		fmt.Fprintf(stderr, "go-metro %s: %v\n", args[0], err)
+		switch {
+		case errors.Is(err, errUsage):
+			return 2
+		case errors.Is(err, errIncomplete):
+			return 3
+		}
 		return 1
 	}
 	return 0

@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -24,8 +26,23 @@ per peer. Segments sent by the local side are timed; --local names it and
 may be repeated. Without --local, the one address that appears in every
 flow is taken as local.
 
+Several files are merged in capture-time order, as mergecap does, whatever
+the order they are given in (a capture rotated by tcpdump -C, say). FILE -
+reads standard input, once.
+
+Exit status: 0 when every packet was read; 1 on an error, a corrupt file
+included (the results of the packets before it are printed); 2 for a usage
+error, or a --local that matches no flow, or none given when it cannot be
+inferred; 3 when the results are printed but part of the input could not
+be used: a file cut short in the middle of a packet (as tshark says of it),
+or pcapng Simple Packet Blocks, which have no timestamp, skipped.
+
 Options:
 `
+
+// errIncomplete marks a replay whose results are printed but do not cover
+// all of the input: exit status 3.
+var errIncomplete = errors.New("incomplete input: the results cover only the packets that could be read")
 
 // replayOptions are the flags of go-metro replay.
 type replayOptions struct {
@@ -43,8 +60,26 @@ type replayOptions struct {
 	files              []string
 }
 
+// durationFlag parses a positive duration for the flag name into d.
+func durationFlag(name string, d *time.Duration) func(string) error {
+	return func(s string) error {
+		v, err := time.ParseDuration(s)
+		if err != nil {
+			if _, numErr := strconv.ParseFloat(s, 64); numErr == nil {
+				return fmt.Errorf("%q has no unit: write it with one, such as %ss (seconds) or %sm (minutes)", s, s, s)
+			}
+			return fmt.Errorf("want a duration such as 300s or 5m")
+		}
+		if v <= 0 {
+			return fmt.Errorf("%v: must be positive", v)
+		}
+		*d = v
+		return nil
+	}
+}
+
 func parseReplayFlags(args []string, stderr io.Writer) (*replayOptions, error) {
-	o := &replayOptions{}
+	o := &replayOptions{idleTTL: capture.DefaultIdleTTL, expTTL: capture.DefaultExpTTL}
 	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
@@ -53,8 +88,12 @@ func parseReplayFlags(args []string, stderr io.Writer) (*replayOptions, error) {
 	}
 	fs.Func("local", "local `ADDR|CIDR` whose sent segments are timed (repeatable)", func(s string) error {
 		for part := range strings.SplitSeq(s, ",") {
-			if _, _, err := capture.ParseAddrOrPrefix(part); err != nil {
+			_, p, err := capture.ParseAddrOrPrefix(part)
+			if err != nil {
 				return err
+			}
+			if p.IsValid() && p.Bits() == 0 {
+				return fmt.Errorf("%s covers every address: both ends of every flow would be local, and nothing timed; name the host's address or prefix", part)
 			}
 			o.local = append(o.local, part)
 		}
@@ -62,8 +101,8 @@ func parseReplayFlags(args []string, stderr io.Writer) (*replayOptions, error) {
 	})
 	fs.BoolVar(&o.json, "json", false, "print one JSON object per line: samples, then peers, then stats")
 	methods := fs.String("methods", "timestamp,seqack,handshake", "RTT `methods` to use, comma-separated")
-	fs.DurationVar(&o.idleTTL, "idle-ttl", capture.DefaultIdleTTL, "expire idle flows after this capture time")
-	fs.DurationVar(&o.expTTL, "exp-ttl", capture.DefaultExpTTL, "expire flows that saw FIN or RST after this capture time")
+	fs.Func("idle-ttl", "expire idle flows after this capture `time` (default 5m0s)", durationFlag("idle-ttl", &o.idleTTL))
+	fs.Func("exp-ttl", "expire flows that saw FIN or RST after this capture `time` (default 1m0s)", durationFlag("exp-ttl", &o.expTTL))
 	fs.IntVar(&o.maxFlows, "max-flows", capture.DefaultMaxFlows, "cap on tracked flows")
 	fs.BoolVar(&o.serviceTags, "service-tags", false, "split peers by direction and service port")
 	fs.IntVar(&o.prefixV4, "peer-prefix-v4", 0, "group remote IPv4 addresses by their network of `N` bits (0: per address)")
@@ -86,6 +125,9 @@ func parseReplayFlags(args []string, stderr io.Writer) (*replayOptions, error) {
 	if len(o.files) == 0 {
 		fs.Usage()
 		return nil, fmt.Errorf("%w: no capture file given", errUsage)
+	}
+	if n := len(slices.DeleteFunc(slices.Clone(o.files), func(f string) bool { return f != "-" })); n > 1 {
+		return nil, fmt.Errorf("%w: - (standard input) given %d times: it can be read once", errUsage, n)
 	}
 	for name := range strings.SplitSeq(*methods, ",") {
 		m, err := capture.ParseMethod(strings.TrimSpace(name))
@@ -110,6 +152,16 @@ func parseReplayFlags(args []string, stderr io.Writer) (*replayOptions, error) {
 }
 
 func replay(args []string, stdout, stderr io.Writer) error {
+	r := replayer{stdin: os.Stdin}
+	return r.main(args, stdout, stderr)
+}
+
+// replayer runs go-metro replay. Its fields are what tests replace.
+type replayer struct {
+	stdin io.Reader // read for the file -
+}
+
+func (r *replayer) main(args []string, stdout, stderr io.Writer) error {
 	o, err := parseReplayFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return nil
@@ -117,18 +169,23 @@ func replay(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	in := &replayInputs{stdin: r.stdin}
+	defer in.cleanup()
 	var local *capture.LocalSet
 	if len(o.local) > 0 {
 		local, err = capture.ParseLocalSet(o.local...)
 	} else {
-		local, err = inferLocal(o.files)
+		// Inferring the local side reads the input twice: standard
+		// input and pipes are kept in a temporary file for that.
+		if err = in.spool(o.files); err == nil {
+			local, err = inferLocal(in, o.files)
+		}
 	}
 	if err != nil {
 		return err
 	}
 
 	w := bufio.NewWriter(stdout)
-	defer w.Flush()
 	enc := json.NewEncoder(w)
 	cfg := capture.Config{
 		Local:    local,
@@ -155,10 +212,23 @@ func replay(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	e := capture.NewEngine(cfg)
-	for _, name := range o.files {
-		if err := eachFrame(name, e.ProcessFrame); err != nil {
-			return err
-		}
+	flows := newFlowSet()
+	srcs, err := in.open(o.files)
+	if err != nil {
+		return err
+	}
+	readErrs := eachMerged(srcs, func(f *capture.Frame) {
+		e.ProcessFrame(f)
+		flows.add(f)
+	})
+	var warnings []string
+	for _, src := range srcs {
+		warnings = append(warnings, src.Warnings()...)
+		src.Close()
+	}
+	if len(o.local) > 0 && flows.len() > 0 && !flows.matches(local) {
+		return fmt.Errorf("%w: --local %s matches no flow of the capture: nothing was timed; pass --local with the host's address or prefix; candidates: %s",
+			errUsage, strings.Join(o.local, ","), flows.candidates())
 	}
 	peers := e.Drain(nil)
 	slices.SortFunc(peers, func(a, b capture.PeerStats) int { return a.PeerKey.Compare(b.PeerKey) })
@@ -183,92 +253,264 @@ func replay(args []string, stdout, stderr io.Writer) error {
 			Flows: st.FlowsCreated, FlowsEvicted: st.FlowsEvicted, Samples: st.Samples, SamplesDiscarded: st.SamplesDiscarded,
 			Copies: st.Copies,
 		})
-		return nil
+	} else {
+		printSummary(w, local, peers, st)
 	}
-	printSummary(w, local, peers, st)
+	// bufio.Writer keeps the first write error: a full disk, a closed
+	// pipe.
+	if err := w.Flush(); err != nil {
+		return fmt.Errorf("write the results: %w", err)
+	}
+	return inputErrors(readErrs, warnings)
+}
+
+// inputErrors is the error of a replay whose results are printed: nil
+// when all the input was read, errIncomplete when files were cut short or
+// blocks skipped, and the read errors otherwise.
+func inputErrors(readErrs []error, warnings []string) error {
+	var cut, fatal []error
+	for _, err := range readErrs {
+		if errors.Is(err, capture.ErrCutShort) {
+			cut = append(cut, err)
+		} else {
+			fatal = append(fatal, err)
+		}
+	}
+	if len(fatal) > 0 {
+		return errors.Join(fatal...)
+	}
+	var msgs []string
+	for _, err := range cut {
+		msgs = append(msgs, err.Error())
+	}
+	msgs = append(msgs, warnings...)
+	if len(msgs) > 0 {
+		return fmt.Errorf("%w: %s", errIncomplete, strings.Join(msgs, "; "))
+	}
 	return nil
 }
 
-// eachFrame calls fn for each frame of the capture file name.
-func eachFrame(name string, fn func(*capture.Frame)) error {
-	src, err := capture.OpenFile(name)
-	if err != nil {
-		return err
-	}
-	defer src.Close()
-	for {
-		f, err := src.ReadFrame()
-		if err == io.EOF {
-			return nil
+// replayInputs opens the files of a replay: paths, and - for standard
+// input, which can be read once; spool keeps it, and pipes, in temporary
+// files so that they can be read twice.
+type replayInputs struct {
+	stdin  io.Reader
+	spools map[string]string // file as given → temporary copy
+}
+
+// spool copies standard input and the files that cannot be read twice
+// (pipes, such as <(zcat f.pcap.gz)) to temporary files.
+func (in *replayInputs) spool(files []string) error {
+	for _, name := range files {
+		var r io.Reader
+		if name == "-" {
+			r = in.stdin
+		} else if fi, err := os.Stat(name); err != nil || fi.Mode().IsRegular() {
+			continue // a regular file, or an error that opening reports
+		} else {
+			f, err := os.Open(name)
+			if err != nil {
+				return fmt.Errorf("open capture file: %w", err)
+			}
+			defer f.Close()
+			r = f
+		}
+		tmp, err := os.CreateTemp("", "go-metro-replay-*.pcap")
+		if err != nil {
+			return fmt.Errorf("keep %s to read it twice (to infer --local): %w; or pass --local", inputName(name), err)
+		}
+		if in.spools == nil {
+			in.spools = map[string]string{}
+		}
+		in.spools[name] = tmp.Name()
+		_, err = io.Copy(tmp, r)
+		if cerr := tmp.Close(); err == nil {
+			err = cerr
 		}
 		if err != nil {
-			return err
+			return fmt.Errorf("keep %s to read it twice (to infer --local): %w; or pass --local", inputName(name), err)
 		}
-		fn(&f)
+	}
+	return nil
+}
+
+// cleanup removes the temporary files.
+func (in *replayInputs) cleanup() {
+	for _, path := range in.spools {
+		os.Remove(path)
 	}
 }
 
-// inferLocal finds the one address that appears in every TCP flow of the
-// files, or fails with the candidates.
-func inferLocal(files []string) (*capture.LocalSet, error) {
-	type conn struct{ a, b netip.AddrPort }
-	flows := make(map[conn]struct{})
-	var p capture.Packet
+// inputName names a file as given, for messages.
+func inputName(name string) string {
+	if name == "-" {
+		return "standard input"
+	}
+	return name
+}
+
+// open opens every file, and reads its header.
+func (in *replayInputs) open(files []string) ([]*capture.FileSource, error) {
+	var srcs []*capture.FileSource
 	for _, name := range files {
-		err := eachFrame(name, func(f *capture.Frame) {
-			if capture.Decode(f.Link, f.Data, f.WireLen, &p) != nil {
-				return
+		var src *capture.FileSource
+		var err error
+		switch path, spooled := in.spools[name]; {
+		case spooled:
+			var f *os.File
+			if f, err = os.Open(path); err == nil {
+				if src, err = capture.NewFileSource(inputName(name), f); err != nil {
+					f.Close()
+				}
 			}
-			a, b := netip.AddrPortFrom(p.Src, p.SrcPort), netip.AddrPortFrom(p.Dst, p.DstPort)
-			if b.Compare(a) < 0 {
-				a, b = b, a
-			}
-			flows[conn{a, b}] = struct{}{}
-		})
+		case name == "-":
+			src, err = capture.NewFileSource(inputName(name), in.stdin)
+		default:
+			src, err = capture.OpenFile(name)
+		}
 		if err != nil {
+			for _, s := range srcs {
+				s.Close()
+			}
 			return nil, err
 		}
+		srcs = append(srcs, src)
 	}
-	if len(flows) == 0 {
-		return nil, errors.New("no TCP flows in the capture: nothing to time")
-	}
-	count := make(map[netip.Addr]int)
-	for c := range flows {
-		count[c.a.Addr()]++
-		if c.b.Addr() != c.a.Addr() {
-			count[c.b.Addr()]++
+	return srcs, nil
+}
+
+// eachMerged calls fn for each frame of srcs in capture-time order, as
+// mergecap merges files: the earliest of the files' next frames first,
+// and on a tie the one given first. A file whose read fails stops there;
+// its error is returned, the other files go on.
+func eachMerged(srcs []*capture.FileSource, fn func(*capture.Frame)) []error {
+	var errs []error
+	heads := make([]capture.Frame, len(srcs))
+	live := make([]bool, len(srcs))
+	next := func(i int) {
+		f, err := srcs[i].ReadFrame()
+		live[i] = err == nil
+		heads[i] = f
+		if err != nil && err != io.EOF {
+			errs = append(errs, err)
 		}
 	}
-	type cand struct {
-		addr netip.Addr
-		n    int
+	for i := range srcs {
+		next(i)
 	}
-	var all []cand
-	var every []netip.Addr
+	for {
+		first := -1
+		for i := range heads {
+			if live[i] && (first < 0 || heads[i].Time.Before(heads[first].Time)) {
+				first = i
+			}
+		}
+		if first < 0 {
+			return errs
+		}
+		fn(&heads[first])
+		next(first) // heads[first].Data is valid until then
+	}
+}
+
+// flowSet is the set of TCP connections seen in the frames, and how many
+// of them each address is in.
+type flowSet struct {
+	p     capture.Packet
+	flows map[[2]netip.AddrPort]struct{}
+}
+
+func newFlowSet() *flowSet { return &flowSet{flows: make(map[[2]netip.AddrPort]struct{})} }
+
+// add adds the connection of f, if it is TCP.
+func (s *flowSet) add(f *capture.Frame) {
+	if capture.Decode(f.Link, f.Data, f.WireLen, &s.p) != nil {
+		return
+	}
+	a, b := netip.AddrPortFrom(s.p.Src, s.p.SrcPort), netip.AddrPortFrom(s.p.Dst, s.p.DstPort)
+	if b.Compare(a) < 0 {
+		a, b = b, a
+	}
+	s.flows[[2]netip.AddrPort{a, b}] = struct{}{}
+}
+
+func (s *flowSet) len() int { return len(s.flows) }
+
+// matches reports whether an end of some flow is in local.
+func (s *flowSet) matches(local *capture.LocalSet) bool {
+	for c := range s.flows {
+		if local.Contains(c[0].Addr()) || local.Contains(c[1].Addr()) {
+			return true
+		}
+	}
+	return false
+}
+
+// counts returns each address with the number of flows it is in, most
+// first, and the addresses in every flow.
+func (s *flowSet) counts() (all []addrCount, every []netip.Addr) {
+	count := make(map[netip.Addr]int)
+	for c := range s.flows {
+		count[c[0].Addr()]++
+		if c[1].Addr() != c[0].Addr() {
+			count[c[1].Addr()]++
+		}
+	}
 	for a, n := range count {
-		all = append(all, cand{a, n})
-		if n == len(flows) {
+		all = append(all, addrCount{a, n})
+		if n == len(s.flows) {
 			every = append(every, a)
 		}
 	}
-	if len(every) == 1 {
-		return capture.NewLocalSet(every, nil), nil
-	}
-	slices.SortFunc(all, func(x, y cand) int { return cmp.Or(y.n-x.n, x.addr.Compare(y.addr)) })
+	slices.SortFunc(all, func(x, y addrCount) int { return cmp.Or(y.n-x.n, x.addr.Compare(y.addr)) })
+	return all, every
+}
+
+type addrCount struct {
+	addr netip.Addr
+	n    int
+}
+
+// candidates lists the addresses of the flows, most frequent first.
+func (s *flowSet) candidates() string {
+	all, _ := s.counts()
 	var list []string
 	for i, c := range all {
 		if i == 10 {
 			list = append(list, fmt.Sprintf("and %d more", len(all)-10))
 			break
 		}
-		list = append(list, fmt.Sprintf("%s (%d of %d flows)", c.addr, c.n, len(flows)))
+		list = append(list, fmt.Sprintf("%s (%d of %d flows)", c.addr, c.n, len(s.flows)))
+	}
+	return strings.Join(list, ", ")
+}
+
+// inferLocal finds the one address that appears in every TCP flow of the
+// files, or fails with the candidates. Read errors are left to the replay
+// itself, which reads the files again and reports them.
+func inferLocal(in *replayInputs, files []string) (*capture.LocalSet, error) {
+	srcs, err := in.open(files)
+	if err != nil {
+		return nil, err
+	}
+	flows := newFlowSet()
+	eachMerged(srcs, flows.add)
+	for _, s := range srcs {
+		s.Close()
+	}
+	if flows.len() == 0 {
+		return nil, errors.New("no TCP flows in the capture: nothing to time")
+	}
+	_, every := flows.counts()
+	if len(every) == 1 {
+		return capture.NewLocalSet(every, nil), nil
 	}
 	why := "no address appears in every flow"
 	if len(every) > 1 {
 		why = fmt.Sprintf("%d addresses appear in every flow", len(every))
 	}
 	return nil, fmt.Errorf("%w: cannot tell the local side: %s; pass --local with the host's address or prefix; candidates: %s",
-		errUsage, why, strings.Join(list, ", "))
+		errUsage, why, flows.candidates())
 }
 
 func ms(d time.Duration) float64 { return float64(d) / 1e6 }

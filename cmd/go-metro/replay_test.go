@@ -2,13 +2,23 @@ package main
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+	"github.com/gopacket/gopacket/pcapgo"
+
+	"github.com/go-metro/go-metro/capture"
 )
 
 func testdata(name string) string {
@@ -153,6 +163,7 @@ func TestReplayInferLocal(t *testing.T) {
 func TestReplayInferLocalOK(t *testing.T) {
 	// A synthetic capture where one host talks to two peers: that host is
 	// the only address in every flow.
+	// Without --local, it is read twice, from a copy.
 	path := filepath.Join(t.TempDir(), "two-peers.pcap")
 	writeTwoPeerCapture(t, path)
 	var stdout, stderr bytes.Buffer
@@ -252,4 +263,333 @@ func TestReplayGrouping(t *testing.T) {
 			t.Errorf("replay %v: exit %d, stderr %q; want a usage error naming %s", bad, code, stderr.String(), bad[0])
 		}
 	}
+}
+// readFrames returns the frames of a capture file, copied.
+func readFrames(t *testing.T, path string) []capture.Frame {
+	t.Helper()
+	src, err := capture.OpenFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	var out []capture.Frame
+	for {
+		f, err := src.ReadFrame()
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Data = bytes.Clone(f.Data)
+		out = append(out, f)
+	}
+}
+
+// writePcap writes frames of one link type to a new pcap file at path.
+func writePcap(t *testing.T, path string, frames []capture.Frame) {
+	t.Helper()
+	var b bytes.Buffer
+	w := pcapgo.NewWriterNanos(&b)
+	if err := w.WriteFileHeader(65535, layers.LinkType(frames[0].Link)); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range frames {
+		if err := w.WritePacket(gopacket.CaptureInfo{Timestamp: f.Time, CaptureLength: len(f.Data), Length: f.WireLen}, f.Data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// replayRun runs go-metro replay with args and stdin, and returns its exit
+// status, standard output and standard error.
+func replayRun(t *testing.T, stdin io.Reader, args ...string) (int, string, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	r := replayer{stdin: stdin}
+	err := r.main(args, &stdout, &stderr)
+	code := 0
+	if err != nil {
+		fmt.Fprintf(&stderr, "go-metro replay: %v\n", err)
+		code = 1
+		switch {
+		case errors.Is(err, errUsage):
+			code = 2
+		case errors.Is(err, errIncomplete):
+			code = 3
+		}
+	}
+	return code, stdout.String(), stderr.String()
+}
+
+// splitCapture writes the frames of the capture at path to three files,
+// as tcpdump -C rotates a capture, and returns their paths in order.
+func splitCapture(t *testing.T, path string) []string {
+	t.Helper()
+	frames := readFrames(t, path)
+	dir := t.TempDir()
+	var parts []string
+	for i, n := 0, len(frames); i < 3; i++ {
+		p := filepath.Join(dir, fmt.Sprintf("cap%d.pcap", i+1))
+		writePcap(t, p, frames[i*n/3:(i+1)*n/3])
+		parts = append(parts, p)
+	}
+	return parts
+}
+
+// TestReplayMergesFiles splits a capture in three and replays the parts
+// in every order: the report is that of the whole capture, as if mergecap
+// had merged them. With the local side inferred, and the middle part
+// from standard input, which is read once, the same holds.
+func TestReplayMergesFiles(t *testing.T) {
+	twoPeers := filepath.Join(t.TempDir(), "two-peers.pcap")
+	writeTwoPeerCapture(t, twoPeers)
+	for _, tc := range []struct {
+		whole string
+		local []string // nil: inferred
+	}{
+		{testdata("bulk_ts_v4.pcap"), []string{"--local", "192.0.2.1"}},
+		{testdata("short_conns_v4.pcap"), []string{"--local", "192.0.2.1"}},
+		{twoPeers, nil},
+	} {
+		t.Run(filepath.Base(tc.whole), func(t *testing.T) {
+			code, want, stderr := replayRun(t, nil, slices.Concat([]string{"--json"}, tc.local, []string{tc.whole})...)
+			if code != 0 || !strings.Contains(want, `"type":"peer"`) {
+				t.Fatalf("exit %d, no peer in the whole capture's report:\n%s%s", code, want, stderr)
+			}
+			parts := splitCapture(t, tc.whole)
+			for _, order := range [][]int{{0, 1, 2}, {2, 1, 0}, {0, 2, 1}, {1, 0, 2}} {
+				files := []string{parts[order[0]], parts[order[1]], parts[order[2]]}
+				code, got, stderr := replayRun(t, nil, slices.Concat([]string{"--json"}, tc.local, files)...)
+				if code != 0 {
+					t.Fatalf("order %v: exit %d: %s", order, code, stderr)
+				}
+				if diff := cmp.Diff(want, got); diff != "" {
+					t.Errorf("order %v: report (-whole +parts):\n%s", order, diff)
+				}
+				data, err := os.ReadFile(files[1])
+				if err != nil {
+					t.Fatal(err)
+				}
+				code, got, stderr = replayRun(t, bytes.NewReader(data), slices.Concat([]string{"--json"}, tc.local, []string{files[0], "-", files[2]})...)
+				if code != 0 {
+					t.Fatalf("order %v with -: exit %d: %s", order, code, stderr)
+				}
+				if diff := cmp.Diff(want, got); diff != "" {
+					t.Errorf("order %v with -: report (-whole +parts):\n%s", order, diff)
+				}
+			}
+		})
+	}
+}
+
+// pipeOf returns the path of a pipe that delivers the file at path, as
+// <(cat path) does.
+func pipeOf(t *testing.T, path string) string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pr.Close() })
+	go func() {
+		pw.Write(data)
+		pw.Close()
+	}()
+	return fmt.Sprintf("/proc/self/fd/%d", pr.Fd())
+}
+
+// TestReplayPipe replays a pipe, as <(zcat f.pcap.gz) gives: with
+// --local it is read once, as it comes; inferring the local side reads it
+// twice, from a copy.
+func TestReplayPipe(t *testing.T) {
+	v6 := testdata("reqresp_ts_v6.pcap")
+	twoPeers := filepath.Join(t.TempDir(), "two-peers.pcap")
+	writeTwoPeerCapture(t, twoPeers)
+	for _, tc := range []struct {
+		path  string
+		local []string
+	}{
+		{v6, []string{"--local", "2001:db8::1"}},
+		{twoPeers, nil},
+	} {
+		_, want, _ := replayRun(t, nil, append(tc.local, tc.path)...)
+		code, got, stderr := replayRun(t, nil, append(tc.local, pipeOf(t, tc.path))...)
+		if code != 0 || got != want {
+			t.Errorf("%s %v: exit %d, report from the pipe:\n%s%s\nwant:\n%s", tc.path, tc.local, code, got, stderr, want)
+		}
+	}
+}
+
+// TestReplayTruncated replays files cut short: inside the last record,
+// right after a record header, inside a pcapng block. Every complete
+// packet's results are printed, the peer and stats lines included, then a
+// warning like tshark's, and the exit status is 3.
+func TestReplayTruncated(t *testing.T) {
+	whole := testdata("bulk_ts_v4.pcap")
+	frames := readFrames(t, whole)
+	dir := t.TempDir()
+	complete := filepath.Join(dir, "complete.pcap")
+	writePcap(t, complete, frames[:len(frames)-1])
+	_, want, _ := replayRun(t, nil, "--json", "--local", "192.0.2.1", complete)
+	data, err := os.ReadFile(whole)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := frames[len(frames)-1]
+	for name, cut := range map[string]int{
+		"inside the last record":    len(data) - 1,
+		"right after a header":      len(data) - len(last.Data),
+		"inside the last header":    len(data) - len(last.Data) - 5,
+		"one byte of the last data": len(data) - len(last.Data) + 1,
+	} {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "cut.pcap")
+			if err := os.WriteFile(path, data[:cut], 0o644); err != nil {
+				t.Fatal(err)
+			}
+			code, got, stderr := replayRun(t, nil, "--json", "--local", "192.0.2.1", path)
+			if code != 3 {
+				t.Errorf("exit %d, want 3", code)
+			}
+			if got != want {
+				t.Errorf("report of the cut file:\n%s\nwant that of its complete packets:\n%s", got, want)
+			}
+			if !strings.Contains(stderr, "incomplete input: the results cover only the packets that could be read: read "+path+": the file appears to have been cut short in the middle of a packet") {
+				t.Errorf("stderr: %s", stderr)
+			}
+			// Text output: the peer table and the stats line too.
+			code, text, _ := replayRun(t, nil, "--local", "192.0.2.1", path)
+			if code != 3 || !strings.Contains(text, "192.0.2.2") || !strings.Contains(text, "\npackets ") {
+				t.Errorf("exit %d, text report:\n%s", code, text)
+			}
+		})
+	}
+}
+
+// TestReplayInputErrors replays damaged and unsupported inputs and checks
+// the exit status and message of each.
+func TestReplayInputErrors(t *testing.T) {
+	frames, _ := twoPeerFrames(t)
+	pkt := frames[0]
+	le := binary.LittleEndian
+	block := func(typ uint32, body []byte) []byte {
+		for len(body)%4 != 0 {
+			body = append(body, 0)
+		}
+		b := le.AppendUint32(nil, typ)
+		b = le.AppendUint32(b, uint32(12+len(body)))
+		b = append(b, body...)
+		return le.AppendUint32(b, uint32(12+len(body)))
+	}
+	shb := func(major uint16) []byte {
+		b := le.AppendUint32(nil, 0x1a2b3c4d)
+		b = le.AppendUint16(b, major)
+		b = le.AppendUint16(b, 0)
+		return block(0x0a0d0d0a, le.AppendUint64(b, ^uint64(0)))
+	}
+	idb := func(link uint16) []byte {
+		return block(1, le.AppendUint32(le.AppendUint16(le.AppendUint16(nil, link), 0), 0))
+	}
+	spb := block(3, append(le.AppendUint32(nil, uint32(len(pkt))), pkt...))
+	ng := filepath.Join(t.TempDir(), "two-peers.pcapng")
+	writeTwoPeerCaptureNg(t, ng)
+	ngData, err := os.ReadFile(ng)
+	if err != nil {
+		t.Fatal(err)
+	}
+	corrupt := bytes.Clone(ngData)
+	le.PutUint32(corrupt[len(corrupt)-4:], 12) // the trailer of the last block
+	write := func(name string, data []byte) string {
+		path := filepath.Join(t.TempDir(), name)
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	for _, tt := range []struct {
+		name    string
+		args    []string
+		code    int
+		stderr  string
+		samples bool // the report has the samples of the good packets
+	}{
+		{name: "simple packet blocks", args: []string{"--json", write("spb.pcapng", bytes.Join([][]byte{ngData, spb, spb}, nil))}, code: 3, samples: true,
+			stderr: "skipped 2 Simple Packet Blocks: they carry no timestamp, so no RTT can be taken from them"},
+		{name: "only simple packet blocks", args: []string{"--local", "203.0.113.1", write("spb.pcapng", bytes.Join([][]byte{shb(1), idb(1), spb, spb}, nil))}, code: 3,
+			stderr: "skipped 2 Simple Packet Blocks"},
+		{name: "unknown section version", args: []string{"--local", "203.0.113.1", write("v2.pcapng", bytes.Join([][]byte{shb(2), idb(1), spb}, nil))}, code: 1,
+			stderr: "has pcapng version 2.0: unsupported; go-metro reads version 1"},
+		{name: "unknown version of a later section", args: []string{"--local", "203.0.113.1", write("v2.pcapng", bytes.Join([][]byte{ngData, shb(2), idb(1), spb}, nil))}, code: 1,
+			samples: true, stderr: "section 2, at offset "},
+		{name: "unsupported link type", args: []string{"--local", "203.0.113.1", write("usb.pcapng", bytes.Join([][]byte{shb(1), idb(189)}, nil))}, code: 1,
+			stderr: "interface 0 of section 1 (Interface Description Block at offset 28): unsupported link type LINKTYPE_189: go-metro decodes Ethernet"},
+		{name: "corrupt block length", args: []string{"--json", "--local", "203.0.113.1", write("corrupt.pcapng", corrupt)}, code: 1, samples: true,
+			stderr: "Enhanced Packet Block at offset "},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, stderr := replayRun(t, nil, tt.args...)
+			if code != tt.code || !strings.Contains(stderr, tt.stderr) {
+				t.Errorf("exit %d, stderr %q; want %d and %q", code, stderr, tt.code, tt.stderr)
+			}
+			if strings.Contains(stderr, "truncated") {
+				t.Errorf("stderr %q says truncated", stderr)
+			}
+			if got := strings.Contains(out, "rtt_ms") || strings.Contains(out, "198.51.100.1  "); got != tt.samples {
+				t.Errorf("samples in the report: %v, want %v:\n%s", got, tt.samples, out)
+			}
+			if strings.Contains(out, `"rtt_ms":0,`) || strings.Contains(out, "1754-") {
+				t.Errorf("a sample at 0 ms or dated 1754:\n%s", out)
+			}
+		})
+	}
+}
+
+// TestReplayArguments checks the answers to bad arguments, and to output
+// that cannot be written.
+func TestReplayArguments(t *testing.T) {
+	pcap := testdata("bulk_ts_v4.pcap")
+	for _, tt := range []struct {
+		name   string
+		args   []string
+		code   int
+		stderr string
+	}{
+		{"negative idle-ttl", []string{"--idle-ttl", "-5s", pcap}, 2, `invalid value "-5s" for flag -idle-ttl: -5s: must be positive`},
+		{"idle-ttl without a unit", []string{"--idle-ttl", "5", pcap}, 2, `invalid value "5" for flag -idle-ttl: "5" has no unit: write it with one, such as 5s (seconds) or 5m (minutes)`},
+		{"exp-ttl zero", []string{"--exp-ttl", "0s", pcap}, 2, "must be positive"},
+		{"exp-ttl not a duration", []string{"--exp-ttl", "soon", pcap}, 2, "want a duration such as 300s or 5m"},
+		{"local matches no flow", []string{"--local", "10.9.9.9", pcap}, 2,
+			"--local 10.9.9.9 matches no flow of the capture: nothing was timed; pass --local with the host's address or prefix; candidates: 192.0.2.1 (1 of 1 flows), 192.0.2.2 (1 of 1 flows)"},
+		{"local is every address", []string{"--local", "0.0.0.0/0", pcap}, 2, "0.0.0.0/0 covers every address: both ends of every flow would be local, and nothing timed"},
+		{"local is every IPv6 address", []string{"--local", "192.0.2.1,::/0", pcap}, 2, "::/0 covers every address"},
+		{"stdin twice", []string{"-", "-"}, 2, "- (standard input) given 2 times: it can be read once"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			if code := run(append([]string{"replay"}, tt.args...), &stdout, &stderr); code != tt.code || !strings.Contains(stderr.String(), tt.stderr) {
+				t.Errorf("exit %d, stderr %q; want %d and %q", code, stderr.String(), tt.code, tt.stderr)
+			}
+		})
+	}
+	t.Run("write error", func(t *testing.T) {
+		full, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer full.Close()
+		for _, args := range [][]string{{"replay", "--local", "192.0.2.1", pcap}, {"replay", "--json", "--local", "192.0.2.1", pcap}} {
+			var stderr bytes.Buffer
+			if code := run(args, full, &stderr); code != 1 || !strings.Contains(stderr.String(), "write the results: write /dev/full: no space left on device") {
+				t.Errorf("%v: exit %d, stderr %q; want 1 and the write error", args, code, stderr.String())
+			}
+		}
+	})
 }

@@ -31,7 +31,7 @@ instance of FILE captures on its own and runs on its own schedule, every
 min_collection_interval seconds (15 unless set).
 
 FILE is a conf.yaml with init_config and instances, as "go-metro check -c"
-reads; go-metro's Agent 5 files work as they are.
+reads, of at most 1 MiB; go-metro's Agent 5 files work as they are.
 
 DogStatsD is reached, in order of precedence, at:
   statsd_ip and statsd_port of init_config, when either is in FILE
@@ -40,9 +40,11 @@ DogStatsD is reached, in order of precedence, at:
       unixgram:///path/to/dsd.socket;
   DD_AGENT_HOST and DD_DOGSTATSD_PORT;
   127.0.0.1:8125.
+A host name that does not resolve yet is tried again on every interval.
 
 Logs follow log_level (info unless set) and go to standard error, or with
-log_to_file: true to log_file (default /var/log/datadog/go-metro.log).
+log_to_file: true to log_file (default /var/log/datadog/go-metro.log); when
+the file cannot be written, to standard error, with a note that says so.
 
 SIGINT and SIGTERM stop it: the captures stop and what is pending is sent.
 SIGHUP reloads FILE and reopens the log file; when the new configuration
@@ -101,6 +103,8 @@ type daemon struct {
 	newCapture func(capture.LiveConfig) (check.Capture, error)
 	// statsdOptions are added to the DogStatsD client's options.
 	statsdOptions []statsd.Option
+	// newStatsdClient creates the DogStatsD client; nil means statsd.New.
+	newStatsdClient func(string, ...statsd.Option) (*statsd.Client, error)
 	// defaultLogFile is the log file when log_to_file is true and
 	// log_file is absent; "" means /var/log/datadog/go-metro.log.
 	defaultLogFile string
@@ -195,14 +199,15 @@ func (d *daemon) stop(g *generation) error {
 // load reads and checks the configuration at path, opens the log file it
 // names and creates the DogStatsD client. Nothing starts yet.
 func (d *daemon) load(path string) (cfg *daemonConfig, err error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read the configuration: %w", err)
-	}
-	initYAML, instYAML, warnings, err := parseConfFile(path, data, "")
+	data, err := readConfFile(path)
 	if err != nil {
 		return nil, err
 	}
+	f, err := parseConfFile(path, data, "")
+	if err != nil {
+		return nil, err
+	}
+	initYAML, warnings := f.initYAML, f.warnings
 	keys, err := yamlKeys(initYAML)
 	if err != nil {
 		return nil, fmt.Errorf("%s: init_config: %w", path, err)
@@ -223,16 +228,21 @@ func (d *daemon) load(path string) (cfg *daemonConfig, err error) {
 			return nil, fmt.Errorf("%s: init_config: %w", path, err)
 		}
 	}
-	for i, y := range instYAML {
+	var cfgs []*check.Config
+	for i, y := range f.instances {
 		in := &daemonInstance{name: fmt.Sprintf("instances[%d]", i)}
 		in.chk = &check.Check{
 			Logger:     log.With("instance", in.name),
 			NewCapture: d.newCapture,
 		}
 		if err := in.chk.Configure(y.yaml, checkInit); err != nil {
-			return nil, fmt.Errorf("%s: %s (line %d): %w", path, in.name, y.line, err)
+			return nil, f.configError(i, err)
 		}
 		cfg.instances = append(cfg.instances, in)
+		cfgs = append(cfgs, in.chk.Config())
+	}
+	if err := f.duplicateInstances(cfgs); err != nil {
+		return nil, err
 	}
 	// init_config is the same for every instance.
 	cfg.init = cfg.instances[0].chk.Config().Init
@@ -247,7 +257,11 @@ func (d *daemon) load(path string) (cfg *daemonConfig, err error) {
 	if !cfg.init.LogToFile && keys["log_file"] {
 		log.Warn("init_config key `log_file` is ignored: `log_to_file` is not true, so go-metro logs to standard error")
 	}
-	if cfg.sender, err = newStatsdSender(cfg.addr, log, d.statsdOptions...); err != nil {
+	newClient := d.newStatsdClient
+	if newClient == nil {
+		newClient = statsd.New
+	}
+	if cfg.sender, err = newStatsdSenderWith(newClient, cfg.addr, log, d.statsdOptions...); err != nil {
 		cfg.logs.close()
 		return nil, err
 	}
@@ -350,10 +364,18 @@ func (g *generation) schedule(ctx context.Context, in *daemonInstance) {
 // that every instance has.
 func (g *generation) runtime(ctx context.Context, interval time.Duration) {
 	defer g.wg.Done()
-	tags := g.cfg.instances[0].chk.Config().Instance.Tags
+	instTags := func(c *check.Config) []string {
+		tags := slices.Clone(c.Instance.Tags)
+		if c.Service != "" {
+			tags = append(tags, "service:"+c.Service)
+		}
+		return tags
+	}
+	// No iface tag: the metrics describe the process.
+	tags := slices.DeleteFunc(instTags(g.cfg.instances[0].chk.Config()), func(t string) bool { return strings.HasPrefix(t, "iface:") })
 	for _, in := range g.cfg.instances[1:] {
-		other := in.chk.Config().Instance.Tags
-		tags = slices.DeleteFunc(slices.Clone(tags), func(t string) bool { return !slices.Contains(other, t) })
+		other := instTags(in.chk.Config())
+		tags = slices.DeleteFunc(tags, func(t string) bool { return !slices.Contains(other, t) })
 	}
 	var rc check.RuntimeCollector
 	t := time.NewTicker(interval)

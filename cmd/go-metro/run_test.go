@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -89,7 +90,16 @@ func TestStatsdAddress(t *testing.T) {
 		},
 		{name: "bad port", env: map[string]string{envAgentHost: "agent", envDogstatsPort: "http"}, wantErr: `invalid port "http" in DD_DOGSTATSD_PORT: must be a number between 1 and 65535`},
 		{name: "port out of range", env: map[string]string{envDogstatsPort: "70000"}, wantErr: `invalid port "70000" in DD_DOGSTATSD_PORT`},
-		{name: "socket path in the host", env: map[string]string{envAgentHost: "/var/run/datadog/dsd.socket"}, wantErr: "set DD_DOGSTATSD_URL for a Unix socket"},
+		{name: "socket path in the host", env: map[string]string{envAgentHost: "/var/run/datadog/dsd.socket"}, wantErr: "set DD_DOGSTATSD_URL for a URL or a Unix socket"},
+		{name: "URL in the host", env: map[string]string{envAgentHost: "http://x"},
+			wantErr: `invalid DD_AGENT_HOST "http://x": must be the IP address or host name of the Agent, not a URL or a path; set DD_DOGSTATSD_URL`},
+		{name: "bad name in the host", env: map[string]string{envAgentHost: "bad..name"}, wantErr: `invalid DD_AGENT_HOST "bad..name": must be the IP address or host name of the Agent; not a host name`},
+		{name: "statsd_ip with a port", init: "statsd_ip: 127.0.0.1:9999",
+			wantErr: "invalid `statsd_ip` \"127.0.0.1:9999\": must be the IP address or host name of DogStatsD, such as 127.0.0.1; it carries a port: put the port in `statsd_port`"},
+		{name: "statsd_ip with a host and port", init: "statsd_ip: dsd.local:9999", wantErr: "invalid `statsd_ip` \"dsd.local:9999\""},
+		{name: "statsd_ip URL", init: "statsd_ip: udp://127.0.0.1", wantErr: "invalid `statsd_ip` \"udp://127.0.0.1\": must be the IP address or host name of DogStatsD, such as 127.0.0.1; a URL belongs in DD_DOGSTATSD_URL"},
+		{name: "statsd_ip with spaces", init: "statsd_ip: ' 10.0.0.1'", wantErr: "invalid `statsd_ip` \" 10.0.0.1\""},
+		{name: "bracketed IPv6 statsd_ip", init: "statsd_ip: '[::1]'", want: "[::1]:8125", wantFrom: "init_config statsd_ip/statsd_port"},
 		{
 			name:     "udp URL",
 			env:      map[string]string{envDogstatsURL: "udp://agent:9125", envAgentHost: "other", envDogstatsPort: "1"},
@@ -890,6 +900,20 @@ func TestRunLogging(t *testing.T) {
 			t.Errorf("info or debug at log_level warn:\n%s", s)
 		}
 	})
+	t.Run("full disk", func(t *testing.T) {
+		// /dev/full opens, and every write fails with ENOSPC: the lines
+		// go to stderr instead, after a note that says why.
+		conf := strings.Replace(daemonConf(port, "  - interface: eth0\n"), "init_config:\n", "init_config:\n  log_to_file: true\n  log_file: /dev/full\n", 1)
+		td := startDaemon(t, writeFile(t, "go-metro.yaml", conf), nil)
+		td.waitLog(t, `level=INFO msg="go-metro running"`, 1)
+		td.cancel()
+		td.wait(t)
+		s := td.stderr.String()
+		const note = "go-metro: cannot write the log file /dev/full: write /dev/full: no space left on device; logging to standard error until it can be written again\n"
+		if strings.Count(s, note) != 1 || !strings.Contains(s, "level=INFO msg=stopped") {
+			t.Errorf("stderr, want the note once and every line:\n%s", s)
+		}
+	})
 	t.Run("log_file without log_to_file", func(t *testing.T) {
 		conf := strings.Replace(daemonConf(port, "  - interface: eth0\n"), "init_config:\n", "init_config:\n  log_file: /tmp/x.log\n", 1)
 		td := startDaemon(t, writeFile(t, "go-metro.yaml", conf), nil)
@@ -1089,4 +1113,48 @@ func TestStatsdSenderDistribution(t *testing.T) {
 		}
 	}
 	t.Logf("%d samples in %d buckets: %d bytes of DogStatsD lines (%.1f bytes per sample)", total, len(buckets), bytes, float64(bytes)/float64(total))
+}
+
+// TestRunStatsdHostResolvesLater starts the daemon while the DogStatsD
+// host name does not resolve (the client's constructor fails as
+// statsd.New does then, with a *net.DNSError): the daemon starts, says
+// so, drops what it measures, and sends once the name resolves, at a
+// later interval, without a restart.
+func TestRunStatsdHostResolvesLater(t *testing.T) {
+	clearDDEnv(t)
+	l, port := listenUDP(t)
+	var calls atomic.Int32
+	newClient := func(addr string, opts ...statsd.Option) (*statsd.Client, error) {
+		if calls.Add(1) <= 2 {
+			return nil, &net.DNSError{Err: "no such host", Name: "dsd.test", IsNotFound: true}
+		}
+		return statsd.New(fmt.Sprintf("127.0.0.1:%d", port), opts...)
+	}
+	conf := fmt.Sprintf("init_config:\n  statsd_ip: dsd.test\n  statsd_port: %d\ninstances:\n  - interface: eth0\n    min_collection_interval: 1\n", port)
+	stderr := &syncBuffer{}
+	d := &daemon{stderr: stderr, getenv: func(string) string { return "" }, signals: make(chan os.Signal), statsdOptions: testStatsdOptions,
+		newStatsdClient: newClient,
+		newCapture:      func(cfg capture.LiveConfig) (check.Capture, error) { return onePeer(cfg), nil }}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- d.main(ctx, []string{"-c", writeFile(t, "go-metro.yaml", conf)}) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("daemon: %v", err)
+		}
+	}()
+	lines := l.collect(t, 5*time.Second, func(lines []string) bool { return hasLine(lines, "_sc|go_metro.can_capture", "iface:eth0") })
+	if !hasLine(lines, "_sc|go_metro.can_capture", "iface:eth0") {
+		t.Fatalf("nothing sent once the host resolved; log:\n%s", stderr.String())
+	}
+	log := stderr.String()
+	for _, want := range []string{
+		`level=WARN msg="the DogStatsD host does not resolve yet: go-metro tries again on every interval, and drops what it measures until it resolves" dogstatsd=dsd.test:`,
+		`level=INFO msg="the DogStatsD host resolves: sending" dogstatsd=dsd.test:`,
+	} {
+		if !strings.Contains(log, want) {
+			t.Errorf("log lacks %q:\n%s", want, log)
+		}
+	}
 }

@@ -2,19 +2,23 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
 	"net"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/DataDog/datadog-agent/pkg/metrics/servicecheck"
 	"github.com/DataDog/datadog-go/v5/statsd"
 
+	"github.com/go-metro/go-metro/capture"
 	"github.com/go-metro/go-metro/check"
 )
 
@@ -48,9 +52,12 @@ func statsdAddress(init check.InitConfig, fileKeys map[string]bool, getenv func(
 	if fileKeys["statsd_ip"] || fileKeys["statsd_port"] {
 		host, port := defaultStatsdHost, defaultStatsdPort
 		if fileKeys["statsd_ip"] {
-			host = init.StatsdIP
-			if h := strings.TrimSpace(host); h == "" || h != host || strings.ContainsAny(host, "/ ") {
-				return "", "", fmt.Errorf("invalid `statsd_ip` %q: must be the IP address or host name of DogStatsD, such as 127.0.0.1", host)
+			host = strings.Trim(init.StatsdIP, "[]")
+			if why := badStatsdHost(host); why != "" {
+				if _, _, err := net.SplitHostPort(init.StatsdIP); err == nil && !strings.Contains(init.StatsdIP, "://") {
+					why = "it carries a port: put the port in `statsd_port`"
+				}
+				return "", "", fmt.Errorf("invalid `statsd_ip` %q: must be the IP address or host name of DogStatsD, such as 127.0.0.1; %s", init.StatsdIP, why)
 			}
 		}
 		if fileKeys["statsd_port"] {
@@ -76,6 +83,9 @@ func statsdAddress(init check.InitConfig, fileKeys map[string]bool, getenv func(
 		host = defaultStatsdHost
 	} else {
 		sources = append(sources, envAgentHost)
+		if strings.Contains(host, "/") {
+			return "", "", fmt.Errorf("invalid %s %q: must be the IP address or host name of the Agent, not a URL or a path; set %s for a URL or a Unix socket", envAgentHost, host, envDogstatsURL)
+		}
 		// DD_AGENT_HOST may carry a port, as datadog-go accepts;
 		// DD_DOGSTATSD_PORT overrides it.
 		if h, p, err := net.SplitHostPort(host); err == nil {
@@ -85,8 +95,8 @@ func statsdAddress(init check.InitConfig, fileKeys map[string]bool, getenv func(
 			}
 		}
 		host = strings.Trim(host, "[]")
-		if host == "" || strings.ContainsAny(host, "/ ") {
-			return "", "", fmt.Errorf("invalid %s %q: must be the IP address or host name of the Agent; set %s for a Unix socket", envAgentHost, getenv(envAgentHost), envDogstatsURL)
+		if why := badStatsdHost(host); why != "" {
+			return "", "", fmt.Errorf("invalid %s %q: must be the IP address or host name of the Agent; %s", envAgentHost, getenv(envAgentHost), why)
 		}
 	}
 	if getenv(envDogstatsPort) != "" {
@@ -98,6 +108,26 @@ func statsdAddress(init check.InitConfig, fileKeys map[string]bool, getenv func(
 		return "", "", fmt.Errorf("invalid port %q in %s: must be a number between 1 and 65535", port, portKey)
 	}
 	return net.JoinHostPort(host, port), strings.Join(sources, " and "), nil
+}
+
+// badStatsdHost says why host is not an IP address or a host name, or
+// returns "".
+func badStatsdHost(host string) string {
+	switch {
+	case host == "":
+		return "it is empty"
+	case strings.Contains(host, "://"):
+		return "a URL belongs in " + envDogstatsURL
+	case strings.ContainsAny(host, "/"):
+		return "set " + envDogstatsURL + " for a Unix socket"
+	}
+	if _, err := netip.ParseAddr(host); err == nil {
+		return ""
+	}
+	if err := capture.CheckHostName(host); err != nil {
+		return "not a host name: " + err.Error()
+	}
+	return ""
 }
 
 // parseDogstatsdURL checks a DD_DOGSTATSD_URL and returns the address for
@@ -137,10 +167,17 @@ func parseDogstatsdURL(s string) (string, error) {
 // and closes it. A non-empty hostname becomes the host: tag; without one,
 // DogStatsD uses the Agent's hostname. Errors are logged, at Warn the
 // first time and at Debug while they repeat; every metric is logged at
-// Debug. It is safe for concurrent use.
+// Debug. While the DogStatsD host name does not resolve, the client
+// cannot be created: what is submitted is dropped, and every Commit tries
+// again. It is safe for concurrent use.
 type statsdSender struct {
-	client *statsd.ClientDirect
-	logger *slog.Logger
+	logger    *slog.Logger
+	addr      string
+	opts      []statsd.Option
+	newClient func(string, ...statsd.Option) (*statsd.Client, error)
+
+	client  atomic.Pointer[statsd.Client] // nil until addr resolves
+	dropped atomic.Uint64                 // submissions dropped without a client
 
 	mu      sync.Mutex
 	lastErr string // the last error logged, "" after an interval without one
@@ -152,14 +189,48 @@ var _ check.Sender = (*statsdSender)(nil)
 // newStatsdSender creates the DogStatsD client for addr. opts follow the
 // sender's own options, for tests.
 func newStatsdSender(addr string, logger *slog.Logger, opts ...statsd.Option) (*statsdSender, error) {
-	s := &statsdSender{logger: logger}
-	all := append([]statsd.Option{statsd.WithErrorHandler(s.logError)}, opts...)
-	c, err := statsd.NewDirect(addr, all...)
-	if err != nil {
+	return newStatsdSenderWith(statsd.New, addr, logger, opts...)
+}
+
+// newStatsdSenderWith is newStatsdSender with the client's constructor,
+// statsd.New but in tests. A host name that does not resolve yet is not
+// an error: the sender tries again on every Commit.
+func newStatsdSenderWith(newClient func(string, ...statsd.Option) (*statsd.Client, error), addr string, logger *slog.Logger, opts ...statsd.Option) (*statsdSender, error) {
+	s := &statsdSender{logger: logger, addr: addr, newClient: newClient}
+	s.opts = append([]statsd.Option{statsd.WithErrorHandler(s.logError)}, opts...)
+	err := s.connect()
+	var dnsErr *net.DNSError
+	switch {
+	case errors.As(err, &dnsErr):
+		logger.Warn("the DogStatsD host does not resolve yet: go-metro tries again on every interval, and drops what it measures until it resolves", "dogstatsd", addr, "error", err)
+	case err != nil:
 		return nil, fmt.Errorf("create DogStatsD client for %s: %w", addr, err)
 	}
-	s.client = c
 	return s, nil
+}
+
+// connect creates the client, unless there is one.
+func (s *statsdSender) connect() error {
+	if s.client.Load() != nil {
+		return nil
+	}
+	c, err := s.newClient(s.addr, s.opts...)
+	if err != nil {
+		return err
+	}
+	s.client.Store(c)
+	return nil
+}
+
+// send calls fn with the client, or counts a dropped submission when
+// there is none yet.
+func (s *statsdSender) send(fn func(*statsd.Client) error) {
+	c := s.client.Load()
+	if c == nil {
+		s.dropped.Add(1)
+		return
+	}
+	s.logError(fn(c))
 }
 
 func withHost(tags []string, hostname string) []string {
@@ -173,14 +244,14 @@ func withHost(tags []string, hostname string) []string {
 func (s *statsdSender) Gauge(metric string, value float64, hostname string, tags []string) {
 	tags = withHost(tags, hostname)
 	s.debug("gauge", metric, value, tags)
-	s.logError(s.client.Gauge(metric, value, tags, 1))
+	s.send(func(c *statsd.Client) error { return c.Gauge(metric, value, tags, 1) })
 }
 
 // Count sends a count. DogStatsD counts are integers: value is rounded.
 func (s *statsdSender) Count(metric string, value float64, hostname string, tags []string) {
 	tags = withHost(tags, hostname)
 	s.debug("count", metric, value, tags)
-	s.logError(s.client.Count(metric, int64(math.Round(value)), tags, 1))
+	s.send(func(c *statsd.Client) error { return c.Count(metric, int64(math.Round(value)), tags, 1) })
 }
 
 // HistogramBucket sends value samples of a distribution (|d), each at the
@@ -200,7 +271,9 @@ func (s *statsdSender) HistogramBucket(metric string, value int64, lowerBound, u
 	for i := range vals {
 		vals[i] = v
 	}
-	s.logError(s.client.DistributionSamples(metric, vals, tags, 1))
+	s.send(func(c *statsd.Client) error {
+		return (&statsd.ClientDirect{Client: c}).DistributionSamples(metric, vals, tags, 1)
+	})
 }
 
 // ServiceCheck sends a service check.
@@ -209,12 +282,9 @@ func (s *statsdSender) ServiceCheck(checkName string, status servicecheck.Servic
 	if s.logger.Enabled(context.Background(), slog.LevelDebug) {
 		s.logger.Debug("service check", "name", checkName, "status", status.String(), "tags", tags, "message", message)
 	}
-	s.logError(s.client.ServiceCheck(&statsd.ServiceCheck{
-		Name:    checkName,
-		Status:  statsdStatus(status),
-		Tags:    tags,
-		Message: message,
-	}))
+	s.send(func(c *statsd.Client) error {
+		return c.ServiceCheck(&statsd.ServiceCheck{Name: checkName, Status: statsdStatus(status), Tags: tags, Message: message})
+	})
 }
 
 // statsdStatus maps the Agent's service check status to DogStatsD's.
@@ -237,9 +307,20 @@ func (s *statsdSender) debug(typ, metric string, value float64, tags []string) {
 	}
 }
 
-// Commit flushes what the client buffered.
+// Commit flushes what the client buffered, or, without a client, tries
+// to create it.
 func (s *statsdSender) Commit() {
-	s.logError(s.client.Flush())
+	if s.client.Load() == nil {
+		s.mu.Lock()
+		err := s.connect()
+		s.mu.Unlock()
+		if err != nil {
+			s.logger.Debug("the DogStatsD host still does not resolve", "dogstatsd", s.addr, "dropped", s.dropped.Load(), "error", err)
+			return
+		}
+		s.logger.Info("the DogStatsD host resolves: sending", "dogstatsd", s.addr, "dropped", s.dropped.Load())
+	}
+	s.logError(s.client.Load().Flush())
 	s.mu.Lock()
 	if !s.failed {
 		s.lastErr = ""
@@ -250,7 +331,11 @@ func (s *statsdSender) Commit() {
 
 // Close flushes what is pending and closes the client.
 func (s *statsdSender) Close() error {
-	err := s.client.Close()
+	c := s.client.Load()
+	if c == nil {
+		return nil
+	}
+	err := c.Close()
 	s.logError(err)
 	return err
 }
