@@ -459,26 +459,33 @@ type Slack struct {
 	// timestamp sample and the reference's time may have been sent: when
 	// go-metro no longer holds the segment at the previous ACK (it keeps
 	// only a sample of the segments in flight), it times the first one it
-	// holds with the echoed TSval, as pping does, late or early by less
-	// than one tick of the sender's TSval clock.
+	// holds with the echoed TSval, as pping does. The stack stamps the
+	// TSvals of such segments within one tick of its TSval clock, and the
+	// device stamps them a little later each, as the machine lets it (13
+	// µs more than the tick was seen on a busy machine): [TSvalSpread].
 	Tick time.Duration
 }
 
 // TSvalTick is the tick of Linux's TCP timestamps clock.
 const TSvalTick = time.Millisecond
 
+// TSvalSpread bounds how far apart a device stamps two segments of one
+// TSval: the tick, and as much again for the time between the stack's
+// stamp and the device's.
+const TSvalSpread = 2 * TSvalTick
+
 // TapSlack is the Slack of a TAP device: one timestamp per frame, shared
 // by every packet socket.
-var TapSlack = Slack{Tick: TSvalTick}
+var TapSlack = Slack{Tick: TSvalSpread}
 
 // VethSlack is the Slack of a veth device: its sent frames are stamped
 // once, its received frames once per socket, at most a millisecond apart
 // unless the machine stalls.
-var VethSlack = Slack{Answer: time.Millisecond, Tick: TSvalTick}
+var VethSlack = Slack{Answer: time.Millisecond, Tick: TSvalSpread}
 
 // BridgeSlack is the Slack of a bridge and its port, each of which stamps
 // a frame the host sends.
-var BridgeSlack = Slack{Sent: 50 * time.Microsecond, Tick: TSvalTick}
+var BridgeSlack = Slack{Sent: 50 * time.Microsecond, Tick: TSvalSpread}
 
 // Compare pairs each sample with the reference's sample of the same ACK
 // and method, if there is one: the one whose answering frame has the
