@@ -1,8 +1,8 @@
 package check_test
 
 import (
-	stdcmp "cmp"
 	"bytes"
+	stdcmp "cmp"
 	"context"
 	"errors"
 	"fmt"

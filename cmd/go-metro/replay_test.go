@@ -264,6 +264,7 @@ func TestReplayGrouping(t *testing.T) {
 		}
 	}
 }
+
 // readFrames returns the frames of a capture file, copied.
 func readFrames(t *testing.T, path string) []capture.Frame {
 	t.Helper()
