@@ -152,7 +152,15 @@ type Packet struct {
 	WScale                                  uint8
 	NumSACK                                 uint8
 	SACK                                    [MaxSACKBlocks]SACKBlock
+
+	// srcW and dstW are Src and Dst as the two big-endian halves of their
+	// 16-byte form (IPv4 mapped into IPv6), for the flow table's key.
+	srcW, dstW [2]uint64
 }
+
+// mapped4 is the low half of an IPv4-mapped IPv6 address but the IPv4
+// address itself (::ffff:0.0.0.0).
+const mapped4 = 0xffff << 32
 
 // Has reports whether all the flags in f are set.
 func (p *Packet) Has(f uint8) bool { return p.Flags&f == f }
@@ -316,6 +324,8 @@ func decodeIPv4(b []byte, wire int, p *Packet) error {
 	}
 	p.Src = netip.AddrFrom4([4]byte(b[12:16]))
 	p.Dst = netip.AddrFrom4([4]byte(b[16:20]))
+	p.srcW = [2]uint64{0, mapped4 | uint64(binary.BigEndian.Uint32(b[12:16]))}
+	p.dstW = [2]uint64{0, mapped4 | uint64(binary.BigEndian.Uint32(b[16:20]))}
 	err := decodeTCP(b[ihl:], total-ihl, p)
 	if err == nil && wire > 0 && total > wire {
 		return ErrMalformed // the packet claims more bytes than the wire carried
@@ -350,6 +360,8 @@ func decodeIPv6(b []byte, wire int, p *Packet) error {
 		case protoTCP:
 			p.Src = netip.AddrFrom16(src)
 			p.Dst = netip.AddrFrom16(dst)
+			p.srcW = [2]uint64{binary.BigEndian.Uint64(src[:8]), binary.BigEndian.Uint64(src[8:])}
+			p.dstW = [2]uint64{binary.BigEndian.Uint64(dst[:8]), binary.BigEndian.Uint64(dst[8:])}
 			err := decodeTCP(b, plen, p)
 			if err == nil && lies {
 				return ErrMalformed

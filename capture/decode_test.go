@@ -22,8 +22,16 @@ var (
 
 // pktCmp compares Packets: netip.Addr is comparable but has unexported
 // fields.
-var pktCmp = cmpopts.EquateComparable(netip.Addr{})
+var pktCmp = cmp.Options{cmpopts.EquateComparable(netip.Addr{}), cmpopts.IgnoreUnexported(Packet{})}
 
+// checkWords fails tb if the address words of p, which pktCmp leaves out,
+// are not those of its addresses.
+func checkWords(tb testing.TB, p *Packet) {
+	tb.Helper()
+	if wordsAddr(p.srcW) != p.Src.Unmap() || wordsAddr(p.dstW) != p.Dst.Unmap() {
+		tb.Errorf("address words %x %x do not match %v %v", p.srcW, p.dstW, p.Src, p.Dst)
+	}
+}
 // decSeg returns s between decA4 and decB4, or their IPv6 counterparts.
 func decSeg(v6 bool, s tseg) tseg {
 	s.src, s.dst = decA4, decB4
@@ -357,6 +365,7 @@ func TestDecode(t *testing.T) {
 			if diff := cmp.Diff(tt.want, got, pktCmp); diff != "" {
 				t.Errorf("Decode mismatch (-want +got):\n%s", diff)
 			}
+			checkWords(t, &got)
 
 			// Decoding into a Packet that holds another segment gives the
 			// same result: no option or field survives from it.
@@ -512,6 +521,7 @@ func TestDecodeOptions(t *testing.T) {
 			if diff := cmp.Diff(tt.want, got, pktCmp); diff != "" {
 				t.Errorf("Decode mismatch (-want +got):\n%s", diff)
 			}
+			checkWords(t, &got)
 		})
 	}
 }

@@ -286,7 +286,7 @@ func (e *Engine) ProcessDev(link LinkType, data []byte, wireLen int, t int64, de
 }
 
 func (e *Engine) outgoing(p *Packet, t int64, dev Device) {
-	k := makeFlowKey(p.Src, p.SrcPort, p.Dst, p.DstPort)
+	k := flowKey{l: p.srcW, r: p.dstW, ports: uint32(p.SrcPort)<<16 | uint32(p.DstPort)}
 	f := e.flows.get(&k, p.Flags&FlagRST == 0, e.mono)
 	if f == nil {
 		return
@@ -323,7 +323,7 @@ func (e *Engine) outgoing(p *Packet, t int64, dev Device) {
 }
 
 func (e *Engine) incoming(p *Packet, t int64, dev Device) {
-	k := makeFlowKey(p.Dst, p.DstPort, p.Src, p.SrcPort)
+	k := flowKey{l: p.dstW, r: p.srcW, ports: uint32(p.DstPort)<<16 | uint32(p.SrcPort)}
 	f := e.flows.get(&k, false, e.mono)
 	if f == nil {
 		return // nothing of ours to time on a flow we never sent on

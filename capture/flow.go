@@ -92,14 +92,20 @@ type flow struct {
 	key        flowKey
 	closed     bool // saw FIN or RST
 	dir        Direction
+	conn       uint32 // bumped for each connection the local side opens on it, and on reuse
+	lastSeen   int64  // engine clock (monotonic when live), ns
+	listed     int64  // engine clock when it was last moved to the front of its list
 	prev, next *flow
-	lastSeen   int64          // engine clock (monotonic when live), ns
-	listed     int64          // engine clock when it was last moved to the front of its list
 	peer       *peerRec       // the aggregate its samples and counts go to; nil until needed
-	conn       uint32         // bumped for each connection the local side opens on it, and on reuse
 	peerGen    uint32         // the engine's group generation peer was looked up in
 	seen       [2]lastSegment // by direction: dirOut, dirIn
-	rtt        rttState
+	rtt        rttState       // its variables first, its inline records last
+}
+
+// eq reports whether k and o are the same key; cheaper than == on the
+// struct, which calls memequal.
+func (k *flowKey) eq(o *flowKey) bool {
+	return k.l[0] == o.l[0] && k.l[1] == o.l[1] && k.r[0] == o.r[0] && k.r[1] == o.r[1] && k.ports == o.ports
 }
 
 // listEvery is how long a flow stays where it is in its LRU list before a
@@ -116,10 +122,24 @@ const (
 // taken as new, not as a copy: where it was captured, when, and its
 // signature.
 type lastSegment struct {
-	dev Device
 	t   int64 // capture time, Unix ns; 0 before the first segment
 	sig uint32
+	dev devTag
 }
+
+// devTag is a Device in 32 bits: known, packet type and the low 24 bits
+// of the interface index, which tell the devices of one flow apart.
+type devTag uint32
+
+func tagOf(d Device) devTag {
+	if !d.Known() {
+		return 0
+	}
+	return devTag(1<<31 | uint32(d.PktType()&0x7f)<<24 | d.Index()&0xffffff)
+}
+
+func (t devTag) known() bool    { return t&(1<<31) != 0 }
+func (t devTag) hasIndex() bool { return t&0xffffff != 0 }
 
 // Copies. AF_PACKET delivers a segment once per device it crosses: twice
 // on lo (outgoing and incoming), and on "any" once more for every stacked
@@ -151,17 +171,18 @@ func segmentSig(p *Packet) uint32 {
 // isCopy reports whether a segment with signature sig, captured at time t
 // on dev, is a copy of one already taken in this direction; if not, it
 // takes it as the direction's last segment.
-func (l *lastSegment) isCopy(dev Device, sig uint32, t int64) bool {
+func (l *lastSegment) isCopy(d Device, sig uint32, t int64) bool {
+	dev := tagOf(d)
 	if l.t != 0 {
 		dt := t - l.t
 		switch {
 		case dev != l.dev:
 			// Another device: a copy while the direction's own device is
 			// in use; otherwise the flow has moved.
-			if dev.Known() && l.dev.Known() && dt >= 0 && dt < deviceWindow {
+			if dev.known() && l.dev.known() && dt >= 0 && dt < deviceWindow {
 				return true
 			}
-		case dev.Index() == 0 && sig == l.sig && dt >= 0 && dt <= copyWindow:
+		case !dev.hasIndex() && sig == l.sig && dt >= 0 && dt <= copyWindow:
 			// The same or an unknown device, which cannot tell copies
 			// from retransmissions: an exact copy at once is a copy.
 			return true
@@ -274,7 +295,7 @@ func (t *flowTable) find(k *flowKey) (uint32, bool) {
 		if s.f == nil {
 			return i, false
 		}
-		if s.h == h && s.f.key == *k {
+		if s.h == h && s.f.key.eq(k) {
 			return i, true
 		}
 		i = (i + 1) & t.mask

@@ -407,6 +407,7 @@ func FuzzDecode(f *testing.F) {
 				continue
 			}
 			checkFuzzPacket(t, LinkType(link), wireLen, &p)
+			checkWords(t, &p)
 			if firstOK {
 				// A length in the IP header always wins over the wire length.
 				if p != first {
@@ -433,6 +434,7 @@ func FuzzDecode(f *testing.F) {
 					if err := Decode(fr.link, fr.frame, 0, &r); err != nil {
 						t.Fatalf("Decode as %s: %v", fr.name, err)
 					}
+					r.Dev = p.Dev // cooked framings tell the device, raw IP does not
 					if r != p {
 						t.Fatalf("Decode as %s mismatch (-want +got):\n%s", fr.name, cmp.Diff(p, r, pktCmp))
 					}
@@ -522,10 +524,10 @@ func FuzzEngine(f *testing.F) {
 			st := e.Stats()
 			checkFuzzStats(t, st, uint64(i+1), tcp, decodeErrs, uint64(len(samples)), maxFlows)
 			if i%7 == 6 {
-				drained = e.Drain(drained)
+				drained = checkDrain(drained, e.Drain(nil))
 			}
 		}
-		drained = e.Drain(drained)
+		drained = checkDrain(drained, e.Drain(nil))
 		var count uint64
 		for _, ps := range drained {
 			count += ps.Count
@@ -533,7 +535,21 @@ func FuzzEngine(f *testing.F) {
 			for _, n := range ps.ByMethod {
 				byMethod += n
 			}
-			if ps.Count == 0 || byMethod != ps.Count ||
+			var buckets uint64
+			for _, b := range ps.Buckets {
+				buckets += b.Count
+				if b.Lower > b.Upper || b.Lower < ps.Min || b.Upper > ps.Max {
+					t.Fatalf("bad bucket %+v of peer stats %+v", b, ps)
+				}
+			}
+			if ps.Count == 0 {
+				// Counts only: a failure, a reset, a zero window.
+				if ps.TCP.IsZero() || byMethod != 0 || buckets != 0 {
+					t.Fatalf("peer stats without samples or counts %+v", ps)
+				}
+				continue
+			}
+			if byMethod != ps.Count || buckets != ps.Count ||
 				ps.Min < 0 || ps.Min > ps.Last || ps.Last > ps.Max || ps.Max > maxRTT ||
 				ps.P50 < ps.Min || ps.P50 > ps.P95 || ps.P95 > ps.P99 || ps.P99 > ps.Max ||
 				ps.SRTT < 0 || ps.SRTT > maxRTT || ps.RTTVar < 0 || ps.RTTVar > maxRTT {
@@ -553,6 +569,16 @@ func FuzzEngine(f *testing.F) {
 			t.Fatalf("after expiring everything: %+v", st)
 		}
 	})
+}
+
+// checkDrain appends the stats of a drain to all, with their buckets
+// copied: the next drain reuses them.
+func checkDrain(all, d []PeerStats) []PeerStats {
+	for _, ps := range d {
+		ps.Buckets = slices.Clone(ps.Buckets)
+		all = append(all, ps)
+	}
+	return all
 }
 
 // checkFuzzStats checks an Engine's counters after packets frames, of which
@@ -578,8 +604,11 @@ func checkFuzzStats(t *testing.T, st Stats, packets, tcp, decodeErrs, samples ui
 		t.Fatalf("Flows %d > MaxFlows %d", st.Flows, maxFlows)
 	case st.FlowsCreated > st.TCPPackets:
 		t.Fatalf("FlowsCreated %d > TCPPackets %d", st.FlowsCreated, st.TCPPackets)
-	case st.Peers > st.Samples:
-		t.Fatalf("Peers %d > Samples %d", st.Peers, st.Samples)
+	case st.Peers > st.FlowsCreated:
+		// A peer exists for a sample or a TCP count of one of its flows.
+		t.Fatalf("Peers %d > FlowsCreated %d", st.Peers, st.FlowsCreated)
+	case st.Copies > st.TCPPackets:
+		t.Fatalf("Copies %d > TCPPackets %d", st.Copies, st.TCPPackets)
 	}
 }
 

@@ -36,6 +36,9 @@ const (
 	DefaultHealthyAfter = 5 * time.Second
 )
 
+// MaxWorkers is the most sockets a Live capture shares in a fanout group.
+const MaxWorkers = 64
+
 // Live capture errors. Errors returned or reported by Live wrap them, so
 // that errors.Is tells the cause.
 var (
@@ -76,6 +79,12 @@ type LiveConfig struct {
 	// MaxBackoff caps the delay between attempts to (re)open the capture;
 	// 0 means 30 s.
 	MaxBackoff time.Duration
+	// Workers is how many sockets share the capture in one PACKET_FANOUT
+	// group, each read by its own goroutine into its own Engine (the
+	// workers setting); 0 means 1. The kernel's symmetric flow hash sends
+	// both directions of a connection to one socket. Each worker has the
+	// Engine's caps (MaxFlows, MaxPeers) and 1/Workers of RingSize.
+	Workers int
 	// HealthyAfter is how long an attempt must run without error, if it
 	// reads no packet, to count as healthy and reset the backoff; 0 means
 	// DefaultHealthyAfter.
@@ -98,6 +107,9 @@ func (c *LiveConfig) setDefaults() {
 	if c.MaxBackoff <= 0 {
 		c.MaxBackoff = 30 * time.Second
 	}
+	if c.Workers <= 0 {
+		c.Workers = 1
+	}
 	if c.HealthyAfter <= 0 {
 		c.HealthyAfter = DefaultHealthyAfter
 	}
@@ -119,6 +131,9 @@ func (c *LiveConfig) Validate() error {
 	}
 	if c.RingSize != 0 && (c.RingSize < MinRingSize || c.RingSize > MaxRingSize) {
 		return fmt.Errorf("invalid `ring_size` %d: must be between %d (1 MiB) and %d (1 GiB) bytes", c.RingSize, MinRingSize, MaxRingSize)
+	}
+	if c.Workers < 0 || c.Workers > MaxWorkers {
+		return fmt.Errorf("invalid `workers` %d: must be between 1 and %d sockets", c.Workers, MaxWorkers)
 	}
 	for _, s := range c.Local {
 		if _, _, err := ParseAddrOrPrefix(s); err != nil {

@@ -40,7 +40,9 @@ import (
 // Environment of the capture child.
 const (
 	benchNetnsEnv = "GO_METRO_LIVE_BENCH_NETNS"
-	benchIfEnv    = "GO_METRO_LIVE_BENCH_IF"
+	// benchWorkersEnv is the child's LiveConfig.Workers.
+	benchWorkersEnv = "GO_METRO_LIVE_BENCH_WORKERS"
+	benchIfEnv      = "GO_METRO_LIVE_BENCH_IF"
 	// benchProfileEnv, if set when the benchmark runs, is a path prefix:
 	// each go-metro child writes its CPU profile to PREFIX.N.pprof.
 	benchProfileEnv = "GO_METRO_LIVE_BENCH_CPUPROFILE"
@@ -84,7 +86,8 @@ func liveBenchChild() {
 		fmt.Fprintln(os.Stderr, "live bench child:", err)
 		os.Exit(2)
 	}
-	l, err := NewLive(LiveConfig{Interface: os.Getenv(benchIfEnv), Netns: os.Getenv(benchNetnsEnv)})
+	workers, _ := strconv.Atoi(os.Getenv(benchWorkersEnv))
+	l, err := NewLive(LiveConfig{Interface: os.Getenv(benchIfEnv), Netns: os.Getenv(benchNetnsEnv), Workers: workers})
 	if err != nil {
 		fail(err)
 	}
@@ -187,6 +190,7 @@ type liveBench struct {
 	tcpdump  string
 	ctx      context.Context
 	vlan     uint16 // VLAN ID of the traffic, or 0
+	workers  int    // go-metro's sockets in a fanout group
 	profiles int    // CPU profiles written
 }
 
@@ -209,19 +213,22 @@ func BenchmarkLiveCapture(b *testing.B) {
 		b.Fatalf("tcpdump is needed for the baseline: %v", err)
 	}
 	for _, shape := range []struct {
-		name string
-		vlan uint16
+		name    string
+		vlan    uint16
+		workers int
 	}{
-		{"ipv4", 0},
+		{"ipv4", 0, 1},
 		// The kernel takes the tag off before capture and reports it
 		// beside the frame.
-		{"ipv4-vlan", 1234},
+		{"ipv4-vlan", 1234, 1},
+		// Two sockets in a fanout group, each read by its own goroutine.
+		{"ipv4-2-workers", 0, 2},
 	} {
 		b.Run(shape.name, func(b *testing.B) {
 			ctx, cancel := context.WithCancel(context.Background())
 			b.Cleanup(cancel) // kills any child left running
 			pair := testbed.NewVethPair(b)
-			lb := &liveBench{b: b, pair: pair, tcpdump: tcpdump, ctx: ctx, vlan: shape.vlan}
+			lb := &liveBench{b: b, pair: pair, tcpdump: tcpdump, ctx: ctx, vlan: shape.vlan, workers: shape.workers}
 			// One sender per CPU, pinned to it, each with flows of its
 			// own: the kernel's delivery of a frame, its copy into the
 			// capture ring included, runs on the sending CPU, so one
@@ -256,8 +263,8 @@ func (lb *liveBench) run() {
 	if lb.vlan != 0 {
 		vlan = fmt.Sprintf("VLAN %d", lb.vlan)
 	}
-	note("%d senders, %d flows, %d-byte data segments with TCP timestamps and their ACKs, %s; go-metro Live (snaplen %d, ring %d KiB) vs %s -s %d -B %d -w /dev/null",
-		len(lb.senders), benchFlows, benchPayload, vlan, DefaultSnaplen, benchRingKiB, lb.tcpdump, DefaultSnaplen, benchRingKiB)
+	note("%d senders, %d flows, %d-byte data segments with TCP timestamps and their ACKs, %s; go-metro Live (snaplen %d, ring %d KiB, %d workers) vs %s -s %d -B %d -w /dev/null",
+		len(lb.senders), benchFlows, benchPayload, vlan, DefaultSnaplen, benchRingKiB, lb.workers, lb.tcpdump, DefaultSnaplen, benchRingKiB)
 	var trials []benchTrial
 	trial := func(tool string, rate float64, d time.Duration, drain time.Duration) benchTrial {
 		t, err := lb.trial(tool, rate, d, drain)
@@ -431,7 +438,8 @@ func (lb *liveBench) trial(tool string, rate float64, d, drain time.Duration) (b
 	switch tool {
 	case "go-metro":
 		cmd = exec.CommandContext(ctx, os.Args[0], "-test.run=^$", "-test.bench=^BenchmarkLiveCapture$", "-test.benchtime=1x")
-		cmd.Env = append(os.Environ(), benchNetnsEnv+"="+lb.pair.Client.Path(), benchIfEnv+"="+lb.pair.ClientIf)
+		cmd.Env = append(os.Environ(), benchNetnsEnv+"="+lb.pair.Client.Path(), benchIfEnv+"="+lb.pair.ClientIf,
+			fmt.Sprintf("%s=%d", benchWorkersEnv, lb.workers))
 		if prefix := os.Getenv(benchProfileEnv); prefix != "" {
 			lb.profiles++
 			cmd.Env = append(cmd.Env, fmt.Sprintf("%s=%s.%d.pprof", benchProfileEnv, prefix, lb.profiles))

@@ -16,7 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/gopacket/gopacket/afpacket"
+	"github.com/go-metro/go-metro/capture/ring"
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 )
@@ -30,7 +30,7 @@ import (
 // restarts. Its methods are safe for concurrent use.
 type Live struct {
 	cfg      LiveConfig
-	engine   *Engine
+	workers  []*worker // one per socket of the fanout group; one without fanout
 	resolver *PeerResolver
 	lookups  *guardedResolver // the resolver's Resolver
 	extra    *LocalSet        // cfg.Local
@@ -39,15 +39,13 @@ type Live struct {
 	filterGen atomic.Uint64 // bumped when the peers change
 	stopping  atomic.Bool
 
-	kernelCount                [2]kernelCounter // packets, drops; capture goroutine only
-	kernelPackets, kernelDrops atomic.Uint64    // including the open socket
-	panics                     atomic.Uint64
+	panics atomic.Uint64
 
 	clockBase time.Time // origin of the monotonic clock given to the engine
 	// loopback says which outgoing frames the kernel filter drops as
 	// copies: none (loopbackNone), all (the socket is on a loopback
 	// device), or those of the loopback device with index loIndex (on
-	// "any"). Set by open; capture goroutine only.
+	// "any"). Set by device before the workers start; read by them.
 	loopback int8
 	loIndex  uint32
 
@@ -90,7 +88,6 @@ func NewLive(cfg LiveConfig) (*Live, error) {
 	ecfg.Local = extra
 	l := &Live{
 		cfg:          cfg,
-		engine:       NewEngine(ecfg),
 		resolver:     pr,
 		lookups:      lookups,
 		extra:        extra,
@@ -98,8 +95,11 @@ func NewLive(cfg LiveConfig) (*Live, error) {
 		addrChanged:  make(chan struct{}, 1),
 		warnings:     make(map[string]string),
 	}
+	for range cfg.Workers {
+		l.workers = append(l.workers, &worker{engine: NewEngine(ecfg)})
+	}
 	l.peers.Store(pr.Static())
-	l.engine.SetNames(pr.Static())
+	l.each(func(e *Engine) { e.SetNames(pr.Static()) })
 	l.clockBase = time.Now()
 	return l, nil
 }
@@ -115,12 +115,13 @@ func (l *Live) Start() error {
 		return nil
 	}
 	l.readAddrs()
-	if err := l.peers.Load().CheckNotAllLocal(l.engine.Local()); err != nil {
+	if err := l.peers.Load().CheckNotAllLocal(l.local()); err != nil {
 		return err
 	}
 	if l.cfg.Engine.ServiceTags && l.cfg.Engine.EphemeralPorts == [2]uint16{} {
-		// The capture goroutine, started below, reads it.
-		l.engine.ephem = l.ephemeralPorts()
+		// The capture goroutines, started below, read it.
+		ephem := l.ephemeralPorts()
+		l.each(func(e *Engine) { e.ephem = ephem })
 	}
 	l.stopping.Store(false)
 	l.mu.Lock()
@@ -156,7 +157,17 @@ func (l *Live) Stop() {
 
 // Drain returns the per-peer stats since the previous Drain; see
 // Engine.Drain.
-func (l *Live) Drain(dst []PeerStats) []PeerStats { return l.engine.Drain(dst) }
+// With several workers, the stats of one peer from each are merged.
+func (l *Live) Drain(dst []PeerStats) []PeerStats {
+	if len(l.workers) == 1 {
+		return l.workers[0].engine.Drain(dst)
+	}
+	aggs := make([]*aggregator, len(l.workers))
+	for i, w := range l.workers {
+		aggs[i] = w.engine.agg
+	}
+	return drainMerged(aggs, dst)
+}
 
 // Peers returns the current peers, for their tags.
 func (l *Live) Peers() *Peers { return l.peers.Load() }
@@ -175,9 +186,11 @@ func (l *Live) Health() Health {
 		h.Warnings = append(h.Warnings, l.warnings[k])
 	}
 	l.mu.Unlock()
-	h.Stats = l.engine.Stats()
-	h.KernelPackets = l.kernelPackets.Load()
-	h.KernelDrops = l.kernelDrops.Load()
+	for _, w := range l.workers {
+		h.Stats = h.Stats.add(w.engine.Stats())
+		h.KernelPackets += w.packets.Load()
+		h.KernelDrops += w.drops.Load()
+	}
 	h.Panics = l.panics.Load()
 	h.Unresolved = l.peers.Load().Unresolved()
 	return h
@@ -247,8 +260,8 @@ func (l *Live) runRecovered(ctx context.Context, name string, fn func(context.Co
 				return
 			}
 			l.fail(err)
-			// The flow table may be half-updated: start it afresh.
-			l.engine.resetFlows()
+			// The flow tables may be half-updated: start them afresh.
+			l.each(func(e *Engine) { e.resetFlows() })
 		}
 	}()
 	fn(ctx)
@@ -310,26 +323,52 @@ const pollTimeout = 100 * time.Millisecond
 // Health snapshot's kernel counters are at most this old.
 const housekeepEvery = int64(250 * time.Millisecond)
 
-// capture opens the socket and reads packets until ctx is done or reading
-// fails. It reports whether the attempt was healthy: it read a packet, or
-// ran without error for HealthyAfter. Opening alone does not count.
+// worker is one socket of a Live capture, and the engine it feeds. With
+// fanout, the kernel's flow hash sends both directions of a connection to
+// the same socket, so that each engine sees whole connections.
+type worker struct {
+	engine       *Engine
+	counters     ring.Counters // the kernel's, over every socket it opened; its goroutine only
+	packets      atomic.Uint64 // counters.Packets, published
+	drops        atomic.Uint64 // counters.Drops, published
+	badBlocks    atomic.Uint64 // ring blocks whose layout was inconsistent
+}
+
+// each calls fn with the engine of every worker.
+func (l *Live) each(fn func(*Engine)) {
+	for _, w := range l.workers {
+		fn(w.engine)
+	}
+}
+
+// local returns the local set, which every worker's engine shares.
+func (l *Live) local() *LocalSet { return l.workers[0].engine.Local() }
+
+// capture opens the sockets, one per worker, and reads packets until ctx
+// is done or reading fails. It reports whether the attempt was healthy: it
+// read a packet, or ran without error for HealthyAfter. Opening alone does
+// not count.
 func (l *Live) capture(ctx context.Context) (healthy bool, err error) {
-	tp, link, filterLink, err := l.open()
+	link, fl, err := l.device()
+	if err != nil {
+		return false, err
+	}
+	gen := l.filterGen.Load()
+	prog, err := l.filterProg(fl)
+	if err != nil {
+		return false, err
+	}
+	rings, err := l.openRings(link, prog)
 	if err != nil {
 		return false, err
 	}
 	defer func() {
-		l.closeStats(tp)
-		tp.Close()
+		for i, r := range rings {
+			l.readStats(l.workers[i], r)
+			r.Close()
+		}
 	}()
-	gen := l.filterGen.Load()
-	if err := l.setFilter(tp, filterLink); err != nil {
-		return false, err
-	}
-	// Packets that reached the ring between bind and the filter's
-	// attachment were not filtered: skip them by their time.
 	opened := time.Now()
-	attached := opened.UnixNano()
 	l.mu.Lock()
 	l.state = StateCapturing
 	l.mu.Unlock()
@@ -337,65 +376,143 @@ func (l *Live) capture(ctx context.Context) (healthy bool, err error) {
 	case l.refreshAddrs <- struct{}{}: // the interface may be new: re-read its addresses
 	default:
 	}
-	// Housekeeping runs on the monotonic clock, looked at every
-	// housekeepCheck packets or on a poll timeout, so that a step of the
-	// wall clock (which stamps packets) cannot stall it.
-	next := time.Now().Add(time.Duration(housekeepEvery))
-	unfiltered := true // packets from before the filter may still be in the ring
-	for n := uint(0); ; n++ {
-		data, ci, err := tp.ZeroCopyReadPacketData()
-		timeout := false
-		switch err {
-		case nil:
-			if !healthy {
-				healthy = true
+	var ok atomic.Bool // the attempt is healthy
+	done := make(chan struct{})
+	errs := make(chan error, len(rings))
+	var wg sync.WaitGroup
+	for i, r := range rings {
+		w := l.workers[i]
+		wg.Go(func() { errs <- l.readRecovered(w, r, link, fl, gen, opened, &ok, done) })
+	}
+	err = <-errs
+	close(done) // the other workers stop too: the attempt is over
+	wg.Wait()
+	return ok.Load(), err
+}
+
+// openRings opens a socket for each worker, in one fanout group when there
+// are several, inside the configured network namespace, with the kernel
+// filter prog attached before the first frame.
+func (l *Live) openRings(link LinkType, prog []bpf.RawInstruction) ([]*ring.Ring, error) {
+	rings := make([]*ring.Ring, 0, len(l.workers))
+	for i := range l.workers {
+		cfg := ring.Config{
+			Interface: l.cfg.Interface,
+			Dgram:     link == LinkRaw,
+			Filter:    prog,
+			BlockSize: blockSize,
+			NumBlocks: max(l.cfg.RingSize/blockSize/len(l.workers), 4),
+		}
+		if len(l.workers) > 1 {
+			cfg.Fanout = ring.FanoutNew
+			if i > 0 {
+				cfg.Fanout, cfg.FanoutGroup = ring.FanoutJoin, rings[0].FanoutGroup()
+			}
+		}
+		err := inNetns(l.cfg.Netns, func() error {
+			r, err := ring.Open(cfg)
+			if err == nil {
+				rings = append(rings, r)
+			}
+			return err
+		})
+		if err != nil {
+			for _, r := range rings {
+				r.Close()
+			}
+			if errors.Is(err, ring.ErrFilter) {
+				return nil, l.filterError(err, len(prog))
+			}
+			return nil, l.openError(err)
+		}
+	}
+	return rings, nil
+}
+
+// readRecovered runs read, and turns a panic into the error of the
+// attempt, reported like the panics of the capture goroutine, after
+// resetting the worker's flows.
+func (l *Live) readRecovered(w *worker, r *ring.Ring, link LinkType, fl FilterLink, gen uint64, opened time.Time, ok *atomic.Bool, done <-chan struct{}) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			l.panics.Add(1)
+			buf := make([]byte, 4096)
+			buf = buf[:runtime.Stack(buf, false)]
+			err = fmt.Errorf("capture on %s: capture goroutine panicked: %v (recovered; restarting it): %s", l.cfg.Interface, p, firstLines(buf, 12))
+			w.engine.resetFlows()
+		}
+	}()
+	return l.read(w, r, link, fl, gen, opened, ok, done)
+}
+
+// read reads one socket's blocks of frames into its worker's engine until
+// reading fails, Stop, or done. Each block gives the engine the time
+// (Advance); every housekeepEvery it reads the kernel counters and
+// installs a new filter when the peers changed.
+func (l *Live) read(w *worker, r *ring.Ring, link LinkType, fl FilterLink, gen uint64, opened time.Time, ok *atomic.Bool, done <-chan struct{}) error {
+	e := w.engine
+	next := opened.Add(time.Duration(housekeepEvery))
+	var f ring.Frame
+	for {
+		blk, err := r.NextBlock(pollTimeout)
+		now := time.Now()
+		switch {
+		case err == nil:
+			if !ok.Load() {
+				ok.Store(true)
 				l.markHealthy()
 			}
-			t := ci.Timestamp.UnixNano()
-			if unfiltered {
-				if t < attached {
-					continue
-				}
-				unfiltered = false
+			e.Advance(now.UnixNano(), int64(now.Sub(l.clockBase)))
+			processBlock(e, link, blk, &f)
+			if blk.Err() != nil {
+				w.badBlocks.Add(1)
 			}
-			// On "any" the interface index tells copies of a segment
-			// from the devices it crosses apart.
-			l.engine.ProcessDev(link, data, ci.Length, t, MakeDevice(uint32(ci.InterfaceIndex), PacketHost))
-		case afpacket.ErrTimeout:
-			timeout = true
+			blk.Release()
+		case err == ring.ErrTimeout:
+			e.Advance(now.UnixNano(), int64(now.Sub(l.clockBase)))
 		default:
-			if errors.Is(err, afpacket.ErrPoll) {
-				err = errors.New("the socket reported an error: the interface went down or was removed")
-			}
-			return healthy, fmt.Errorf("capture on %s: read: %w; reopening", l.cfg.Interface, err)
+			return fmt.Errorf("capture on %s: read: %w; reopening", l.cfg.Interface, err)
 		}
 		if l.stopping.Load() {
-			return healthy, ErrCaptureStopped
+			return ErrCaptureStopped
 		}
-		if !timeout && n%housekeepCheck != 0 {
-			continue
+		select {
+		case <-done:
+			return ErrCaptureStopped
+		default:
 		}
-		now := time.Now()
 		if now.Before(next) {
 			continue
 		}
 		next = now.Add(time.Duration(housekeepEvery))
-		if !healthy && now.Sub(opened) >= l.cfg.HealthyAfter {
-			healthy = true
+		if !ok.Load() && now.Sub(opened) >= l.cfg.HealthyAfter {
+			ok.Store(true)
 			l.markHealthy()
 		}
-		l.readStats(tp)
-		l.engine.Advance(now.UnixNano(), int64(now.Sub(l.clockBase)))
+		l.readStats(w, r)
 		if g := l.filterGen.Load(); g != gen {
 			gen = g
-			if err := l.setFilter(tp, filterLink); err != nil {
-				return healthy, err
+			prog, err := l.filterProg(fl)
+			if err == nil {
+				err = l.filterError(r.SetFilter(prog), len(prog))
+			}
+			if err != nil {
+				return err
 			}
 		}
 	}
 }
 
-// markHealthy records that the open socket works: failures since the
+// processBlock runs the frames of a ring block through e, each with its
+// device: on "any", the interface index and packet type tell copies of a
+// segment on the devices it crosses apart. It does not allocate.
+func processBlock(e *Engine, link LinkType, blk *ring.Block, f *ring.Frame) {
+	for blk.Next(f) {
+		e.ProcessDev(link, f.Data, f.Len, f.Time, MakeDevice(uint32(f.Ifindex), uint8(f.PktType)))
+	}
+}
+
+// markHealthy records that the open sockets work: failures since the
 // last healthy attempt start again from 0.
 func (l *Live) markHealthy() {
 	l.mu.Lock()
@@ -403,50 +520,32 @@ func (l *Live) markHealthy() {
 	l.mu.Unlock()
 }
 
-// housekeepCheck is how many packets go by between looks at the clock.
-const housekeepCheck = 64
-
-// readStats publishes the kernel counters: those of the sockets closed
-// before plus the open one's, which gopacket adds up in a uint32 that
-// kernelCounter unwraps.
-func (l *Live) readStats(tp *afpacket.TPacket) {
-	_, v3, err := tp.SocketStats()
-	if err != nil {
+// readStats adds the kernel's counters of a worker's socket (deltas since
+// the last read, summed in 64 bits: they never wrap, nor go backwards
+// when the socket is reopened) and publishes them.
+func (l *Live) readStats(w *worker, r *ring.Ring) {
+	if r.ReadStats(&w.counters) != nil {
 		return
 	}
-	l.kernelPackets.Store(l.kernelCount[0].observe(uint32(v3.Packets())))
-	l.kernelDrops.Store(l.kernelCount[1].observe(uint32(v3.Drops())))
-}
-
-// closeStats folds a socket's final counters into the totals before it
-// closes.
-func (l *Live) closeStats(tp *afpacket.TPacket) {
-	l.readStats(tp)
-	l.kernelCount[0].reopen()
-	l.kernelCount[1].reopen()
+	w.packets.Store(w.counters.Packets)
+	w.drops.Store(w.counters.Drops)
 }
 
 // blockSize is the TPACKET_V3 block size: the kernel hands the ring over
 // block by block, after a block fills or its 64 ms timeout.
 const blockSize = 256 << 10
 
-// open opens the packet socket (inside the configured network namespace)
-// and returns it with the link type of the frames it delivers.
-func (l *Live) open() (tp *afpacket.TPacket, link LinkType, fl FilterLink, err error) {
+// device looks at the interface (inside the configured network
+// namespace) and returns the link type of the frames its sockets deliver
+// and the framing of the kernel filter; it sets the loopback settings of
+// the filter.
+func (l *Live) device() (link LinkType, fl FilterLink, err error) {
 	name := l.cfg.Interface
 	err = inNetns(l.cfg.Netns, func() error {
-		opts := []any{
-			afpacket.OptTPacketVersion(afpacket.TPacketVersion3),
-			afpacket.OptFrameSize(afpacket.DefaultFrameSize),
-			afpacket.OptBlockSize(blockSize),
-			afpacket.OptNumBlocks(max(l.cfg.RingSize/blockSize, 4)),
-			afpacket.OptPollTimeout(pollTimeout),
-		}
 		// Frames keep their Ethernet header (so in-band VLAN tags are
 		// decoded) on Ethernet and loopback devices; elsewhere, and on
 		// "any", the socket strips the link layer.
 		link, fl = LinkRaw, FilterNetwork
-		sock := afpacket.SocketDgram
 		l.loopback = loopbackNone
 		if name != "any" {
 			ifi, err := net.InterfaceByName(name)
@@ -454,12 +553,11 @@ func (l *Live) open() (tp *afpacket.TPacket, link LinkType, fl FilterLink, err e
 				return fmt.Errorf("find interface %q: %w", name, ErrNoInterface)
 			}
 			if len(ifi.HardwareAddr) == 6 || ifi.Flags&net.FlagLoopback != 0 {
-				link, fl, sock = LinkEthernet, FilterEthernet, afpacket.SocketRaw
+				link, fl = LinkEthernet, FilterEthernet
 			}
 			if ifi.Flags&net.FlagLoopback != 0 {
 				l.loopback = loopbackAll
 			}
-			opts = append(opts, afpacket.OptInterface(name))
 		} else if ifs, err := net.Interfaces(); err == nil {
 			for _, ifi := range ifs {
 				if ifi.Flags&net.FlagLoopback != 0 {
@@ -468,15 +566,12 @@ func (l *Live) open() (tp *afpacket.TPacket, link LinkType, fl FilterLink, err e
 				}
 			}
 		}
-		opts = append(opts, sock)
-		var err error
-		tp, err = afpacket.NewTPacket(opts...)
-		return err
+		return nil
 	})
 	if err != nil {
-		return nil, 0, 0, l.openError(err)
+		return 0, 0, l.openError(err)
 	}
-	return tp, link, fl, nil
+	return link, fl, nil
 }
 
 // openError names the cause of a failure to open and what to do about it.
@@ -488,11 +583,11 @@ func (l *Live) openError(err error) error {
 		return l.netnsOpenError(ne)
 	case errors.Is(err, unix.EPERM), errors.Is(err, unix.EACCES):
 		return fmt.Errorf("capture on %s: %w: grant CAP_NET_RAW (setcap cap_net_raw+ep %s) or run as root", name, ErrPermission, executable())
-	case errors.Is(err, ErrNoInterface):
+	case errors.Is(err, ErrNoInterface), errors.Is(err, ring.ErrNoInterface):
 		return fmt.Errorf("capture on %s: %w: retrying until it appears; check `interface` if it never does", name, err)
 	case errors.Is(err, unix.ENOMEM):
 		return fmt.Errorf("capture on %s: cannot allocate the %d-byte packet ring: %w: lower ring_size", name, l.cfg.RingSize, err)
-	case errors.Is(err, unix.ENETDOWN), errors.Is(err, unix.ENODEV), errors.Is(err, unix.ENXIO):
+	case errors.Is(err, unix.ENETDOWN), errors.Is(err, unix.ENODEV), errors.Is(err, unix.ENXIO), errors.Is(err, ring.ErrInterfaceDown):
 		return fmt.Errorf("capture on %s: %w: the interface is down or gone; retrying", name, err)
 	}
 	return fmt.Errorf("capture on %s: open packet socket: %w", name, err)
@@ -508,8 +603,10 @@ const (
 // rejectAll is the filter for a peer list that has no address yet.
 var rejectAll = []bpf.Instruction{bpf.RetConstant{Val: 0}}
 
-// setFilter attaches the kernel filter for the current peers.
-func (l *Live) setFilter(tp *afpacket.TPacket, fl FilterLink) error {
+// filterProg builds the kernel filter for the current peers, and tells
+// the engines whether they must filter the peers themselves (a peer list
+// too large for the kernel).
+func (l *Live) filterProg(fl FilterLink) ([]bpf.RawInstruction, error) {
 	p := l.peers.Load()
 	build := func(peers []netip.Prefix) ([]bpf.RawInstruction, error) {
 		prog, err := BuildFilter(fl, peers, uint32(l.cfg.Snaplen))
@@ -532,22 +629,28 @@ func (l *Live) setFilter(tp *afpacket.TPacket, fl FilterLink) error {
 	if errors.Is(err, ErrFilterTooLarge) {
 		// Filter TCP in the kernel and the peers in userspace.
 		l.warn("filter", fmt.Sprintf("capture on %s: %v; the kernel now passes all TCP and go-metro filters the peers itself, at a higher CPU cost", l.cfg.Interface, err))
-		l.engine.SetPeerFilter(p)
+		l.each(func(e *Engine) { e.SetPeerFilter(p) })
 		prog, err = build(nil)
 	} else {
 		l.warn("filter", "")
-		l.engine.SetPeerFilter(nil)
+		l.each(func(e *Engine) { e.SetPeerFilter(nil) })
 	}
 	if err != nil {
-		return fmt.Errorf("capture on %s: build kernel filter: %w", l.cfg.Interface, err)
+		return nil, fmt.Errorf("capture on %s: build kernel filter: %w", l.cfg.Interface, err)
 	}
-	if err := tp.SetBPF(prog); err != nil {
-		if errors.Is(err, unix.ENOMEM) {
-			return fmt.Errorf("capture on %s: attach kernel filter of %d instructions: %w: raise the sysctl net.core.optmem_max (to at least %d bytes) or list fewer peers", l.cfg.Interface, len(prog), err, 8*len(prog)+1024)
-		}
-		return fmt.Errorf("capture on %s: attach kernel filter: %w", l.cfg.Interface, err)
+	return prog, nil
+}
+
+// filterError names the cause of a failure to attach a kernel filter of n
+// instructions, and what to do about it; nil for nil.
+func (l *Live) filterError(err error, n int) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, unix.ENOMEM):
+		return fmt.Errorf("capture on %s: attach kernel filter of %d instructions: %w: raise the sysctl net.core.optmem_max (to at least %d bytes) or list fewer peers", l.cfg.Interface, n, err, 8*n+1024)
 	}
-	return nil
+	return fmt.Errorf("capture on %s: attach kernel filter: %w", l.cfg.Interface, err)
 }
 
 // ephemeralPorts reads the ephemeral port range of the capture's network
@@ -618,7 +721,7 @@ func (l *Live) readAddrs() {
 	}
 	l.warn("addrs", "")
 	set := NewLocalSet(append(addrs, l.extra.Addrs()...), l.extra.Prefixes())
-	l.engine.SetLocal(set)
+	l.each(func(e *Engine) { e.SetLocal(set) })
 	l.mu.Lock()
 	l.localAddrs = set.Len()
 	l.mu.Unlock()
@@ -632,7 +735,7 @@ func (l *Live) readAddrs() {
 
 // checkPeers warns when every peer turned out to be local.
 func (l *Live) checkPeers() {
-	if err := l.peers.Load().CheckNotAllLocal(l.engine.Local()); err != nil {
+	if err := l.peers.Load().CheckNotAllLocal(l.local()); err != nil {
 		l.warn("peers", err.Error())
 	} else {
 		l.warn("peers", "")
@@ -663,7 +766,7 @@ func (l *Live) resolveLoop(ctx context.Context) {
 		} else {
 			l.peers.Store(peers) // same addresses; tags or unresolved may differ
 		}
-		l.engine.SetNames(peers)
+		l.each(func(e *Engine) { e.SetNames(peers) })
 		l.checkPeers()
 		select {
 		case <-ctx.Done():

@@ -384,7 +384,7 @@ func TestLivePermissionDenied(t *testing.T) {
 			fmt.Println("NewLive:", err)
 			os.Exit(3)
 		}
-		_, _, _, err = l.open()
+		err = l.open()
 		fmt.Printf("errors.Is(ErrPermission)=%v\n%v\n", errors.Is(err, ErrPermission), err)
 		os.Exit(0)
 	}
@@ -417,7 +417,7 @@ func TestLivePermissionDenied(t *testing.T) {
 func TestLiveLocalAddrs(t *testing.T) {
 	pair := testbed.NewVethPair(t)
 	l, _ := startLive(t, pair.Client, pair.ClientIf, func(c *LiveConfig) { c.Local = []string{"198.51.100.0/24"} })
-	local := l.engine.Local()
+	local := l.local()
 	for _, a := range []netip.Addr{pair.ClientAddr4, pair.ClientAddr6, netip.MustParseAddr("198.51.100.9")} {
 		if !local.Contains(a) {
 			t.Errorf("local set %v lacks %v", local, a)
@@ -430,7 +430,7 @@ func TestLiveLocalAddrs(t *testing.T) {
 	if err := pair.Client.IP("addr", "add", extra.String()+"/32", "dev", pair.ClientIf); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 3*time.Second, "new address in the local set", func() bool { return l.engine.Local().Contains(extra) })
+	waitFor(t, 3*time.Second, "new address in the local set", func() bool { return l.local().Contains(extra) })
 }
 
 // TestLivePeersAllLocal checks a peer list of only local addresses is
@@ -501,4 +501,22 @@ func TestLiveAnyAndConcurrent(t *testing.T) {
 			t.Errorf("%s: samples per remote %v: want both server addresses", name, remotes)
 		}
 	}
+}
+
+// open opens the capture's sockets once and closes them, for tests of the
+// errors of opening.
+func (l *Live) open() error {
+	link, fl, err := l.device()
+	if err != nil {
+		return err
+	}
+	prog, err := l.filterProg(fl)
+	if err != nil {
+		return err
+	}
+	rings, err := l.openRings(link, prog)
+	for _, r := range rings {
+		r.Close()
+	}
+	return err
 }

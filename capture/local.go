@@ -13,8 +13,13 @@ import (
 // is safe for concurrent use; replace it with Engine.SetLocal.
 type LocalSet struct {
 	addrs    map[netip.Addr]struct{}
+	few      []netip.Addr // addrs when they are at most fewAddrs, compared in turn
 	prefixes []netip.Prefix
 }
+
+// fewAddrs is how many addresses a LocalSet compares one by one rather
+// than hashing: a host usually has one or two per interface.
+const fewAddrs = 4
 
 // NewLocalSet returns the set of the given addresses and prefixes. Zones
 // are dropped, because captured packets carry none.
@@ -35,6 +40,11 @@ func NewLocalSet(addrs []netip.Addr, prefixes []netip.Prefix) *LocalSet {
 			continue
 		}
 		s.prefixes = append(s.prefixes, p)
+	}
+	if len(s.addrs) <= fewAddrs {
+		for a := range s.addrs {
+			s.few = append(s.few, a)
+		}
 	}
 	return s
 }
@@ -81,7 +91,13 @@ func (s *LocalSet) Contains(a netip.Addr) bool {
 	if s == nil {
 		return false
 	}
-	if _, ok := s.addrs[a]; ok {
+	if s.few != nil || len(s.addrs) == 0 {
+		for _, x := range s.few {
+			if x == a {
+				return true
+			}
+		}
+	} else if _, ok := s.addrs[a]; ok {
 		return true
 	}
 	for _, p := range s.prefixes {

@@ -56,7 +56,7 @@ func TestNetnsNotNetnsAtRuntime(t *testing.T) {
 		t.Fatal(err)
 	}
 	l.cfg.Netns = "/dev/null"
-	_, _, _, err = l.open()
+	err = l.open()
 	if err == nil {
 		t.Fatal("open in /dev/null succeeded")
 	}
@@ -81,7 +81,7 @@ func TestNetnsPermission(t *testing.T) {
 			fmt.Println("NewLive:", err)
 			os.Exit(3)
 		}
-		_, _, _, err = l.open()
+		err = l.open()
 		fmt.Printf("errors.Is(ErrPermission)=%v\n%v\n", errors.Is(err, ErrPermission), err)
 		os.Exit(0)
 	}

@@ -524,6 +524,7 @@ func TestStartsOnFirstRun(t *testing.T) {
 		RingSize:  2 << 20,
 		Peers:     capture.PeerSpec{IPs: []string{"198.51.100.0/24"}},
 		Local:     []string{"203.0.113.5"},
+		Workers:   1,
 		Engine: capture.Config{
 			Methods:    capture.Methods(0).With(capture.MethodTimestamp),
 			IdleTTL:    120 * time.Second,

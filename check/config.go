@@ -74,6 +74,9 @@ type Instance struct {
 	// SYNTimeout is how long a SYN may go unanswered, in seconds, before
 	// its connection counts as timed out.
 	SYNTimeout int `yaml:"syn_timeout"`
+	// Workers is how many sockets share the capture (PACKET_FANOUT),
+	// each read by its own goroutine.
+	Workers int `yaml:"workers"`
 
 	// Keys every Agent check has. MinCollectionInterval is the run
 	// interval in seconds; init_config's is its default.
@@ -138,7 +141,7 @@ var (
 	// instanceKeys are go-metro's instance keys.
 	instanceKeys = []string{"interface", "ips", "hosts", "tags", "local_ips", "methods", "ring_size", "netns",
 		"service_tags", "max_ports", "peer_prefix_v4", "peer_prefix_v6", "distribution", "percentile_gauges",
-		"tcp_health", "syn_timeout"}
+		"tcp_health", "syn_timeout", "workers"}
 	// agentInstanceKeys are the instance keys of every Agent check. The
 	// check applies them itself outside the Agent, but agentOnlyKeys.
 	agentInstanceKeys = []string{"min_collection_interval", "service", "metric_patterns", "empty_default_hostname", "disable_generic_tags", "no_index"}
@@ -194,6 +197,7 @@ func ParseConfig(instanceYAML, initYAML []byte, agent bool) (*Config, error) {
 			PercentileGauges: true,
 			TCPHealth:        true,
 			SYNTimeout:       int(capture.DefaultSYNTimeout / time.Second),
+			Workers:          1,
 		},
 	}
 	var hints []string
@@ -523,6 +527,8 @@ func (c *Config) validateInstance() error {
 		return fmt.Errorf("invalid `peer_prefix_v6` %d: must be between 0 (one series per address) and 128 bits", ic.PeerPrefixV6)
 	case ic.SYNTimeout < 1 || ic.SYNTimeout > 600:
 		return fmt.Errorf("invalid `syn_timeout` %d: must be between 1 and 600 seconds", ic.SYNTimeout)
+	case ic.Workers < 1 || ic.Workers > capture.MaxWorkers:
+		return fmt.Errorf("invalid `workers` %d: must be between 1 and %d sockets, at most one per CPU is useful", ic.Workers, capture.MaxWorkers)
 	}
 	if ic.Netns != "" && !filepath.IsAbs(ic.Netns) {
 		return fmt.Errorf("invalid `netns` %q: must be an absolute path such as /run/netns/NAME or /proc/PID/ns/net", ic.Netns)
@@ -549,6 +555,7 @@ func (c *Config) validateInstance() error {
 		RingSize:  ic.RingSize,
 		Peers:     capture.PeerSpec{IPs: ic.IPs, Hosts: ic.Hosts},
 		Local:     ic.LocalIPs,
+		Workers:   ic.Workers,
 		Engine: capture.Config{
 			Methods:     methods,
 			IdleTTL:     time.Duration(in.IdleTTL) * time.Second,

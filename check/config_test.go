@@ -142,11 +142,12 @@ func TestParseConfigDefaults(t *testing.T) {
 		},
 		Instance: check.Instance{
 			Interface: "eth0", MinCollectionInterval: 15, MaxPorts: capture.DefaultMaxPorts,
-			Distribution: true, PercentileGauges: true, TCPHealth: true, SYNTimeout: 10,
+			Distribution: true, PercentileGauges: true, TCPHealth: true, SYNTimeout: 10, Workers: 1,
 		},
 		Capture: capture.LiveConfig{
 			Interface: "eth0",
 			Snaplen:   capture.DefaultSnaplen,
+			Workers:   1,
 			Engine: capture.Config{
 				IdleTTL:    capture.DefaultIdleTTL,
 				ExpTTL:     capture.DefaultExpTTL,
@@ -513,6 +514,7 @@ func TestParseConfigGoMetroFiles(t *testing.T) {
 					Interface: "eth0",
 					Snaplen:   512,
 					Peers:     capture.PeerSpec{IPs: tt.ips, Hosts: tt.hosts},
+					Workers:   1,
 					Engine: capture.Config{IdleTTL: 300 * time.Second, ExpTTL: 60 * time.Second, MaxFlows: capture.DefaultMaxFlows, MaxPeers: capture.DefaultMaxPeers,
 						MaxPorts: capture.DefaultMaxPorts, SYNTimeout: capture.DefaultSYNTimeout},
 				}

@@ -29,6 +29,9 @@ var (
 	// ErrClosed: the ring was shut down or closed. NextBlock returns it
 	// unwrapped.
 	ErrClosed = errors.New("packet ring closed")
+	// ErrFilter: the kernel refused the filter (for instance ENOMEM, when
+	// it is larger than net.core.optmem_max allows).
+	ErrFilter = errors.New("the kernel refused the packet filter")
 	// ErrMalformedBlock: a block's layout is inconsistent; see Block.Err.
 	ErrMalformedBlock = errors.New("malformed packet block: a frame's offset or length runs past the block")
 )

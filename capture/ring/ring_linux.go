@@ -199,11 +199,11 @@ func setFilter(fd int, prog []bpf.RawInstruction) error {
 		return nil
 	}
 	if len(prog) > 0xffff {
-		return fmt.Errorf("attach filter of %d instructions: %w", len(prog), unix.EINVAL)
+		return fmt.Errorf("attach filter of %d instructions: %w: %w", len(prog), ErrFilter, unix.EINVAL)
 	}
 	fprog := unix.SockFprog{Len: uint16(len(prog)), Filter: (*unix.SockFilter)(unsafe.Pointer(&prog[0]))}
 	if err := unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &fprog); err != nil {
-		return fmt.Errorf("attach filter of %d instructions: %w", len(prog), err)
+		return fmt.Errorf("attach filter of %d instructions: %w: %w", len(prog), ErrFilter, err)
 	}
 	return nil
 }

@@ -607,7 +607,7 @@ func TestRunAgent5File(t *testing.T) {
 	}
 	c := cfg.instances[0].chk.Config()
 	want := check.Instance{Interface: "eth0", Tags: []string{"env:prod"}, IPs: []string{"45.33.125.153"}, Hosts: []string{"app.datadoghq.com"}, MinCollectionInterval: 15,
-		MaxPorts: capture.DefaultMaxPorts, Distribution: true, PercentileGauges: true, TCPHealth: true, SYNTimeout: 10}
+		MaxPorts: capture.DefaultMaxPorts, Distribution: true, PercentileGauges: true, TCPHealth: true, SYNTimeout: 10, Workers: 1}
 	if diff := cmp.Diff(want, c.Instance); diff != "" {
 		t.Errorf("instance (-want +got):\n%s", diff)
 	}
