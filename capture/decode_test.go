@@ -32,6 +32,7 @@ func checkWords(tb testing.TB, p *Packet) {
 		tb.Errorf("address words %x %x do not match %v %v", p.srcW, p.dstW, p.Src, p.Dst)
 	}
 }
+
 // decSeg returns s between decA4 and decB4, or their IPv6 counterparts.
 func decSeg(v6 bool, s tseg) tseg {
 	s.src, s.dst = decA4, decB4

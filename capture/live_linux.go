@@ -327,11 +327,11 @@ const housekeepEvery = int64(250 * time.Millisecond)
 // fanout, the kernel's flow hash sends both directions of a connection to
 // the same socket, so that each engine sees whole connections.
 type worker struct {
-	engine       *Engine
-	counters     ring.Counters // the kernel's, over every socket it opened; its goroutine only
-	packets      atomic.Uint64 // counters.Packets, published
-	drops        atomic.Uint64 // counters.Drops, published
-	badBlocks    atomic.Uint64 // ring blocks whose layout was inconsistent
+	engine    *Engine
+	counters  ring.Counters // the kernel's, over every socket it opened; its goroutine only
+	packets   atomic.Uint64 // counters.Packets, published
+	drops     atomic.Uint64 // counters.Drops, published
+	badBlocks atomic.Uint64 // ring blocks whose layout was inconsistent
 }
 
 // each calls fn with the engine of every worker.
