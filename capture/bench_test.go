@@ -203,6 +203,9 @@ type mixCase struct {
 	name          string
 	build         func(tb testing.TB) *mix
 	samplesPerCyc int
+	// control: the mix is a baseline for another, not one of the
+	// normal-traffic mixes that the floods are compared with.
+	control bool
 }
 
 var mixCases = []mixCase{
@@ -276,6 +279,24 @@ var mixCases = []mixCase{
 			return b.build()
 		},
 		samplesPerCyc: 10000,
+	},
+	{
+		// many-flows' 20,000 frames on one flow: the same cold frames,
+		// so that many-flows against it is the cost of the flows alone
+		// (the other mixes cycle through a few frames that stay cached,
+		// where a capture's frames arrive in memory the cache has not
+		// seen).
+		name: "one-flow-cold-frames",
+		build: func(tb testing.TB) *mix {
+			b := newMix(tb, 20*time.Microsecond)
+			c := b.conn(mixAP(mixLocal4, 40006), netip.MustParseAddrPort("198.51.100.10:443"), mixEth, true, 1448, 0)
+			for range 10000 {
+				c.add(mixOutData, mixInAck)
+			}
+			return b.build()
+		},
+		samplesPerCyc: 10000,
+		control:       true,
 	},
 }
 

@@ -299,9 +299,16 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 func (l *Live) captureLoop(ctx context.Context) {
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
+		start := time.Now()
 		healthy, err := l.capture(ctx)
 		if ctx.Err() != nil {
 			return
+		}
+		if pe := (*panicError)(nil); errors.As(err, &pe) {
+			// A panic backs off as in goSafe: packets read before it
+			// do not make the attempt healthy, or a packet that
+			// panics every time would reopen the socket every 100 ms.
+			healthy = time.Since(start) > 2*l.cfg.MaxBackoff
 		}
 		if healthy {
 			backoff = 100 * time.Millisecond
@@ -429,6 +436,12 @@ func (l *Live) openRings(link LinkType, prog []bpf.RawInstruction) ([]*ring.Ring
 	return rings, nil
 }
 
+// panicError is the error of a capture attempt that a worker's panic
+// ended.
+type panicError struct{ msg string }
+
+func (e *panicError) Error() string { return e.msg }
+
 // readRecovered runs read, and turns a panic into the error of the
 // attempt, reported like the panics of the capture goroutine, after
 // resetting the worker's flows.
@@ -438,7 +451,7 @@ func (l *Live) readRecovered(w *worker, r *ring.Ring, link LinkType, fl FilterLi
 			l.panics.Add(1)
 			buf := make([]byte, 4096)
 			buf = buf[:runtime.Stack(buf, false)]
-			err = fmt.Errorf("capture on %s: capture goroutine panicked: %v (recovered; restarting it): %s", l.cfg.Interface, p, firstLines(buf, 12))
+			err = &panicError{fmt.Sprintf("capture on %s: capture goroutine panicked: %v (recovered; restarting it): %s", l.cfg.Interface, p, firstLines(buf, 12))}
 			w.engine.resetFlows()
 		}
 	}()

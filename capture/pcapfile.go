@@ -1,13 +1,11 @@
 package capture
 
 import (
-	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"math/bits"
-	"time"
 )
 
 // The pcap and pcapng file formats, read in pure Go: libpcap's savefile
@@ -80,27 +78,48 @@ func ngBlockName(t uint32) string {
 	return fmt.Sprintf("block of type %#x", t)
 }
 
-// fileReader reads the records of a pcap or pcapng file from r.
+// fileReader reads the records of a pcap or pcapng file from r. It reads
+// r in large blocks into its own buffer and returns each packet as a slice
+// of that buffer, so that a packet costs no copy, no call through an
+// interface and no allocation: the buffer grows only for a record larger
+// than any before.
 type fileReader struct {
 	name string
-	r    *bufio.Reader
-	off  int64  // bytes read so far
-	buf  []byte // the current packet or block; reused
+	r    io.Reader
+	buf  []byte // read buffer; buf[pos:end] is read but not consumed
+	pos  int
+	end  int
+	err  error  // the error that ended the reads of r, kept
+	off  int64  // bytes consumed: the offset of buf[pos] in the file
 	n    uint64 // packets returned
 
 	ng    bool
 	order binary.ByteOrder
+	be    bool // order is big-endian: u32 reads it without an interface call
+
+	// The current packet, which next sets.
+	data    []byte
+	link    LinkType
+	wireLen int
+	sec     int64 // capture time: seconds and nanoseconds since the Unix epoch
+	nsec    int64
+	dev     Device
 
 	// pcap
-	link    LinkType
 	nanos   bool
 	snaplen uint32
+	limit   uint32 // the longest record read
 
 	// pcapng: the interfaces of the current section
 	ifaces        []ngIface
 	section       int    // sections seen
 	skippedSimple uint64 // Simple Packet Blocks skipped: no timestamp
 }
+
+// readBufSize is the size of a fileReader's buffer, and of its reads: a
+// few thousand packets of a capture cut to its headers, small enough to
+// stay in the CPU's cache.
+const readBufSize = 256 << 10
 
 // ngIface is a pcapng interface: its link type and timestamp units.
 type ngIface struct {
@@ -109,29 +128,98 @@ type ngIface struct {
 	offset int64  // seconds added to every timestamp
 }
 
+// setOrder sets the byte order of the file.
+func (f *fileReader) setOrder(bigEndian bool) {
+	f.be = bigEndian
+	if bigEndian {
+		f.order = binary.BigEndian
+	} else {
+		f.order = binary.LittleEndian
+	}
+}
+
+// u32 reads a number in the file's byte order.
+func (f *fileReader) u32(b []byte) uint32 {
+	if f.be {
+		return binary.BigEndian.Uint32(b)
+	}
+	return binary.LittleEndian.Uint32(b)
+}
+
+// read returns the number of bytes read from the file so far.
+func (f *fileReader) read() int64 { return f.off + int64(f.end-f.pos) }
+
+// fill makes at least n bytes readable at f.buf[f.pos:], reading more of
+// the file, and reports whether it could: false when the file ends or a
+// read fails first (see short). It moves the unread bytes to the start
+// of the buffer, or to a larger one, when they would not fit: slices of
+// the buffer taken before are then invalid.
+func (f *fileReader) fill(n int) bool {
+	if f.end-f.pos >= n {
+		return true
+	}
+	if f.pos+n > len(f.buf) {
+		if n > len(f.buf) {
+			b := make([]byte, max(n, readBufSize))
+			f.end = copy(b, f.buf[f.pos:f.end])
+			f.buf = b
+		} else {
+			f.end = copy(f.buf, f.buf[f.pos:f.end])
+		}
+		f.pos = 0
+	}
+	for empty := 0; f.end-f.pos < n; {
+		if f.err != nil {
+			return false
+		}
+		m, err := f.r.Read(f.buf[f.end:])
+		f.end += m
+		switch {
+		case err != nil:
+			f.err = err
+		case m > 0:
+			empty = 0
+		default:
+			// As bufio.Reader: a reader that returns nothing 100 times
+			// makes no progress.
+			if empty++; empty == 100 {
+				f.err = io.ErrNoProgress
+			}
+		}
+	}
+	return true
+}
+
+// consume moves past n bytes that fill made readable.
+func (f *fileReader) consume(n int) {
+	f.pos += n
+	f.off += int64(n)
+}
+
+// short returns the error of a read that fill could not make: io.EOF when
+// the file ends where a record could start (atBoundary) and no byte is
+// left; that the file is cut short when it ends elsewhere; the read's
+// error otherwise.
+func (f *fileReader) short(atBoundary bool) error {
+	switch {
+	case errors.Is(f.err, io.EOF) && atBoundary && f.end == f.pos:
+		return io.EOF
+	case errors.Is(f.err, io.EOF), errors.Is(f.err, io.ErrUnexpectedEOF):
+		return fmt.Errorf("read %s: %w (after %d complete packets, %d bytes into the file)", f.name, ErrCutShort, f.n, f.read())
+	}
+	return fmt.Errorf("read %s: %w", f.name, f.err)
+}
+
 // readFull reads len(p) bytes. A file that ends before them is cut short,
 // unless it ends exactly where a record could start (atBoundary), which
 // is the end of the file: io.EOF.
 func (f *fileReader) readFull(p []byte, atBoundary bool) error {
-	n, err := io.ReadFull(f.r, p)
-	f.off += int64(n)
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, io.EOF) && atBoundary:
-		return io.EOF
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return fmt.Errorf("read %s: %w (after %d complete packets, %d bytes into the file)", f.name, ErrCutShort, f.n, f.off)
+	if !f.fill(len(p)) {
+		return f.short(atBoundary)
 	}
-	return fmt.Errorf("read %s: %w", f.name, err)
-}
-
-// grow returns f.buf with length n.
-func (f *fileReader) grow(n int) []byte {
-	if cap(f.buf) < n {
-		f.buf = make([]byte, n)
-	}
-	return f.buf[:n]
+	copy(p, f.buf[f.pos:])
+	f.consume(len(p))
+	return nil
 }
 
 // open reads the file header, or for pcapng the first Section Header
@@ -145,13 +233,15 @@ func (f *fileReader) open(magic [4]byte) error {
 		}
 		return f.readInterfaces()
 	case magicPcapMicro:
-		f.order = binary.BigEndian
+		f.setOrder(true)
 	case magicPcapNano:
-		f.order, f.nanos = binary.BigEndian, true
+		f.setOrder(true)
+		f.nanos = true
 	case magicPcapMicroLE:
-		f.order = binary.LittleEndian
+		f.setOrder(false)
 	case magicPcapNanoLE:
-		f.order, f.nanos = binary.LittleEndian, true
+		f.setOrder(false)
+		f.nanos = true
 	default:
 		return fmt.Errorf("read %s: magic %#08x: not a pcap or pcapng file", f.name, binary.BigEndian.Uint32(magic[:]))
 	}
@@ -163,6 +253,7 @@ func (f *fileReader) open(magic [4]byte) error {
 		return fmt.Errorf("read %s: pcap version %d.%d: unsupported; go-metro reads version 2", f.name, major, f.order.Uint16(h[2:]))
 	}
 	f.snaplen = f.order.Uint32(h[12:])
+	f.limit = min(max(f.snaplen, maxRecord), maxRecordHard)
 	f.link = LinkType(f.order.Uint32(h[16:]) & 0xffff)
 	if !f.link.Supported() {
 		return fmt.Errorf("read %s: %w %s: go-metro decodes Ethernet, Linux cooked (SLL, SLL2), raw IP and BSD loopback captures", f.name, ErrLinkType, f.link)
@@ -170,32 +261,36 @@ func (f *fileReader) open(magic [4]byte) error {
 	return nil
 }
 
-// next returns the next packet, or io.EOF at the end of the file. Its data
-// is valid until the next call.
-func (f *fileReader) next() (Frame, error) {
+// next reads the next packet into f.data, f.link, f.wireLen, f.sec,
+// f.nsec and f.dev, or returns io.EOF at the end of the file. f.data is
+// valid until the next call. It does not allocate, but to grow its
+// buffer for a record larger than any before, or for an error.
+func (f *fileReader) next() error {
 	if f.ng {
 		return f.nextNg()
 	}
-	var h [16]byte
-	if err := f.readFull(h[:], true); err != nil {
-		return Frame{}, err
+	if !f.fill(16) {
+		return f.short(true)
 	}
-	sec, frac := f.order.Uint32(h[0:]), f.order.Uint32(h[4:])
-	incl, orig := f.order.Uint32(h[8:]), f.order.Uint32(h[12:])
-	limit := min(max(f.snaplen, maxRecord), maxRecordHard)
-	if incl > limit {
-		return Frame{}, fmt.Errorf("read %s: packet %d, %d bytes into the file: %w: its captured length %d exceeds the largest packet of the file (%d bytes)", f.name, f.n+1, f.off-16, ErrCorrupt, incl, limit)
+	h := f.buf[f.pos : f.pos+16]
+	sec, frac := f.u32(h[0:]), f.u32(h[4:])
+	incl, orig := f.u32(h[8:]), f.u32(h[12:])
+	if incl > f.limit {
+		return fmt.Errorf("read %s: packet %d, %d bytes into the file: %w: its captured length %d exceeds the largest packet of the file (%d bytes)", f.name, f.n+1, f.off, ErrCorrupt, incl, f.limit)
 	}
-	data := f.grow(int(incl))
-	if err := f.readFull(data, false); err != nil {
-		return Frame{}, err
+	n := 16 + int(incl)
+	if !f.fill(n) {
+		return f.short(false)
 	}
-	nsec := int64(frac)
+	f.data = f.buf[f.pos+16 : f.pos+n : f.pos+n]
+	f.consume(n)
+	f.sec, f.nsec = int64(sec), int64(frac)
 	if !f.nanos {
-		nsec *= 1000
+		f.nsec *= 1000
 	}
+	f.wireLen = int(max(orig, incl))
 	f.n++
-	return Frame{Data: data, Link: f.link, WireLen: int(max(orig, incl)), Time: time.Unix(int64(sec), nsec).UTC()}, nil
+	return nil
 }
 
 // readInterfaces reads the Interface Description Blocks that come next,
@@ -203,15 +298,11 @@ func (f *fileReader) next() (Frame, error) {
 // as in a pcap file.
 func (f *fileReader) readInterfaces() error {
 	for {
-		h, err := f.r.Peek(8)
-		if err != nil || f.order.Uint32(h) != ngInterface {
+		if !f.fill(8) || f.u32(f.buf[f.pos:]) != ngInterface {
 			return nil // anything else is for next
 		}
-		start, n := f.off, f.order.Uint32(h[4:])
-		if _, err := f.r.Discard(8); err != nil {
-			return err
-		}
-		f.off += 8
+		start, n := f.off, f.u32(f.buf[f.pos+4:])
+		f.consume(8)
 		body, err := f.readBlock(ngInterface, n, start, 8)
 		if err != nil {
 			return err
@@ -222,30 +313,30 @@ func (f *fileReader) readInterfaces() error {
 	}
 }
 
-// nextNg returns the next packet of a pcapng file.
-func (f *fileReader) nextNg() (Frame, error) {
+// nextNg reads the next packet of a pcapng file, as next.
+func (f *fileReader) nextNg() error {
 	for {
 		start := f.off
 		var h [8]byte
 		if err := f.readFull(h[:], true); err != nil {
-			return Frame{}, err
+			return err
 		}
 		if binary.BigEndian.Uint32(h[:]) == ngSectionHeader {
 			// A new section, which may change the byte order.
 			if err := f.readSectionHeader(h[:], start); err != nil {
-				return Frame{}, err
+				return err
 			}
 			continue
 		}
-		typ := f.order.Uint32(h[0:])
-		body, err := f.readBlock(typ, f.order.Uint32(h[4:]), start, 8)
+		typ := f.u32(h[0:])
+		body, err := f.readBlock(typ, f.u32(h[4:]), start, 8)
 		if err != nil {
-			return Frame{}, err
+			return err
 		}
 		switch typ {
 		case ngInterface:
 			if err := f.readInterface(body, start); err != nil {
-				return Frame{}, err
+				return err
 			}
 		case ngSimplePacket:
 			// No interface, no timestamp: no RTT can come from it.
@@ -267,9 +358,9 @@ func (f *fileReader) readSectionHeader(head []byte, start int64) error {
 	h := b[4:]
 	switch {
 	case binary.BigEndian.Uint32(h[4:]) == magicNgByteOrder:
-		f.order = binary.BigEndian
+		f.setOrder(true)
 	case binary.LittleEndian.Uint32(h[4:]) == magicNgByteOrder:
-		f.order = binary.LittleEndian
+		f.setOrder(false)
 	default:
 		return fmt.Errorf("read %s: Section Header Block at offset %d: %w: byte-order magic %#08x, want 0x1a2b3c4d", f.name, start, ErrCorrupt, binary.BigEndian.Uint32(h[4:]))
 	}
@@ -291,7 +382,8 @@ func (f *fileReader) readSectionHeader(head []byte, start int64) error {
 
 // readBlock reads the rest of a block of type typ and total length n that
 // starts at start, of which read bytes are read, checks its lengths, and
-// returns the rest of its body. It is valid until the next read.
+// returns the rest of its body, a slice of the read buffer. It is valid
+// until the next read.
 func (f *fileReader) readBlock(typ, n uint32, start int64, read int) ([]byte, error) {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("read %s: %s at offset %d: %w: "+format, append([]any{f.name, ngBlockName(typ), start, ErrCorrupt}, args...)...)
@@ -302,11 +394,13 @@ func (f *fileReader) readBlock(typ, n uint32, start int64, read int) ([]byte, er
 	case n > maxBlock:
 		return nil, bad("block length %d exceeds the %d bytes of the largest block read", n, maxBlock)
 	}
-	b := f.grow(int(n) - read)
-	if err := f.readFull(b, false); err != nil {
-		return nil, err
+	rest := int(n) - read
+	if !f.fill(rest) {
+		return nil, f.short(false)
 	}
-	if trailer := f.order.Uint32(b[len(b)-4:]); trailer != n {
+	b := f.buf[f.pos : f.pos+rest : f.pos+rest]
+	f.consume(rest)
+	if trailer := f.u32(b[len(b)-4:]); trailer != n {
 		return nil, bad("its trailing length %d differs from its leading length %d", trailer, n)
 	}
 	return b[:len(b)-4], nil
@@ -358,42 +452,40 @@ func (f *fileReader) readInterface(body []byte, start int64) error {
 	return nil
 }
 
-// ngPacket returns the packet of an Enhanced Packet Block or an obsolete
-// Packet Block whose body is body.
-func (f *fileReader) ngPacket(typ uint32, body []byte, start int64) (Frame, error) {
+// ngPacket reads the packet of an Enhanced Packet Block or an obsolete
+// Packet Block whose body is body, as next.
+func (f *fileReader) ngPacket(typ uint32, body []byte, start int64) error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("read %s: %s at offset %d: %w: "+format, append([]any{f.name, ngBlockName(typ), start, ErrCorrupt}, args...)...)
 	}
 	if len(body) < 20 {
-		return Frame{}, bad("%d bytes, too short for a packet", len(body)+12)
+		return bad("%d bytes, too short for a packet", len(body)+12)
 	}
-	var id int
+	var id uint32
 	if typ == ngEnhancedPacket {
-		id = int(f.order.Uint32(body[0:]))
+		id = f.u32(body[0:])
 	} else {
-		id = int(f.order.Uint16(body[0:]))
+		id = uint32(f.order.Uint16(body[0:]))
 	}
-	if id >= len(f.ifaces) {
-		return Frame{}, bad("packet of interface %d, but section %d describes %d interfaces", id, f.section, len(f.ifaces))
+	if uint64(id) >= uint64(len(f.ifaces)) {
+		return bad("packet of interface %d, but section %d describes %d interfaces", id, f.section, len(f.ifaces))
 	}
-	ifc := f.ifaces[id]
-	ts := uint64(f.order.Uint32(body[4:]))<<32 | uint64(f.order.Uint32(body[8:]))
-	caplen, orig := f.order.Uint32(body[12:]), f.order.Uint32(body[16:])
+	ifc := &f.ifaces[id]
+	ts := uint64(f.u32(body[4:]))<<32 | uint64(f.u32(body[8:]))
+	caplen, orig := f.u32(body[12:]), f.u32(body[16:])
 	if uint64(caplen) > uint64(len(body)-20) {
-		return Frame{}, bad("captured length %d exceeds the %d bytes of the block's data", caplen, len(body)-20)
+		return bad("captured length %d exceeds the %d bytes of the block's data", caplen, len(body)-20)
 	}
 	sec, rem := ts/ifc.div, ts%ifc.div
 	hi, lo := bits.Mul64(rem, 1e9)
 	nsec, _ := bits.Div64(hi, lo, ifc.div)
 	f.n++
-	return Frame{
-		Data:    body[20 : 20+caplen],
-		Link:    ifc.link,
-		WireLen: int(max(orig, caplen)),
-		Time:    time.Unix(int64(sec)+ifc.offset, int64(nsec)).UTC(),
-		// The interface tells copies of a segment captured on two of
-		// them apart; interface ids count from 0, a Device's index 0 is
-		// unknown.
-		Dev: MakeDevice(uint32(id)+1, PacketHost),
-	}, nil
+	f.data = body[20 : 20+caplen : 20+caplen]
+	f.link = ifc.link
+	f.wireLen = int(max(orig, caplen))
+	f.sec, f.nsec = int64(sec)+ifc.offset, int64(nsec)
+	// The interface tells copies of a segment captured on two of them
+	// apart; interface ids count from 0, a Device's index 0 is unknown.
+	f.dev = MakeDevice(id+1, PacketHost)
+	return nil
 }

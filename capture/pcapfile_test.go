@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
@@ -413,4 +414,104 @@ func FuzzFileSource(f *testing.F) {
 		}
 		t.Fatal("more frames than bytes")
 	})
+}
+
+// readAllFrom is readAll for a reader.
+func readAllFrom(t *testing.T, r io.Reader) ([]capture.Frame, error) {
+	t.Helper()
+	s, err := capture.NewFileSource("test.pcap", r)
+	if err != nil {
+		return nil, err
+	}
+	var frames []capture.Frame
+	for {
+		f, err := s.ReadFrame()
+		if err == io.EOF {
+			return frames, nil
+		}
+		if err != nil {
+			return frames, err
+		}
+		f.Data = bytes.Clone(f.Data)
+		frames = append(frames, f)
+	}
+}
+
+// zeroReader returns nothing, and no error, forever.
+type zeroReader struct{}
+
+func (zeroReader) Read([]byte) (int, error) { return 0, nil }
+
+// TestFileSourceReads reads captures with records larger than the read
+// buffer through readers that return a byte at a time, half of what is
+// asked, or their last bytes with io.EOF: the frames must be those of a
+// plain read, the same with ReadFrameNano. A read that fails, or makes
+// no progress, ends with its error, which names the file.
+func TestFileSourceReads(t *testing.T) {
+	pkt := []byte{1, 2, 3, 4, 5}
+	big := bytes.Repeat([]byte{7}, 600<<10) // larger than the read buffer
+	huge := bytes.Repeat([]byte{8}, 900<<10)
+	hdr := pcapHeader(1)
+	le.PutUint32(hdr[16:], 1<<20) // snap length
+	pcap := cat(hdr, pcapRecord(1, 0, pkt), pcapRecord(2, 0, big), pcapRecord(3, 0, pkt), pcapRecord(4, 0, huge), pcapRecord(5, 0, pkt))
+	ng := cat(ngSection(le, 1, 0), ngInterface(le, 1, 0, 0), ngEnhanced(le, 0, 1, pkt), ngEnhanced(le, 0, 2, big),
+		ngSection(binary.BigEndian, 1, 0), ngInterface(binary.BigEndian, 1, 9, 0), ngEnhanced(binary.BigEndian, 0, 3, huge), ngEnhanced(binary.BigEndian, 0, 4, pkt))
+	for _, tt := range []struct {
+		name string
+		data []byte
+		n    int
+	}{{"pcap", pcap, 5}, {"pcapng", ng, 4}} {
+		t.Run(tt.name, func(t *testing.T) {
+			want, _, err := readAll(t, tt.data)
+			if err != nil || len(want) != tt.n {
+				t.Fatalf("%d frames, want %d: %v", len(want), tt.n, err)
+			}
+			for name, r := range map[string]io.Reader{
+				"one byte": iotest.OneByteReader(bytes.NewReader(tt.data)),
+				"half":     iotest.HalfReader(bytes.NewReader(tt.data)),
+				"data+EOF": iotest.DataErrReader(bytes.NewReader(tt.data)),
+			} {
+				got, err := readAllFrom(t, r)
+				if err != nil {
+					t.Errorf("%s: %v", name, err)
+				}
+				// cmp.Diff would compare the large records byte by byte,
+				// through reflection.
+				if diff := cmp.Diff(want, got, cmp.Comparer(bytes.Equal)); diff != "" {
+					t.Errorf("%s: frames (-plain +got):\n%s", name, diff)
+				}
+			}
+			s, err := capture.NewFileSource("test.pcap", bytes.NewReader(tt.data))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := 0; ; i++ {
+				data, link, wireLen, ts, dev, err := s.ReadFrameNano()
+				if err == io.EOF && i == len(want) {
+					break
+				}
+				if err != nil || i == len(want) {
+					t.Fatalf("ReadFrameNano %d: %v", i, err)
+				}
+				w := want[i]
+				if !bytes.Equal(data, w.Data) || link != w.Link || wireLen != w.WireLen || ts != w.Time.UnixNano() || dev != w.Dev {
+					t.Errorf("ReadFrameNano %d: %d bytes, %v, %d, %d, %v; ReadFrame %d bytes, %v, %d, %v, %v", i, len(data), link, wireLen, ts, dev, len(w.Data), w.Link, w.WireLen, w.Time, w.Dev)
+				}
+			}
+
+			boom := errors.New("boom")
+			cut := len(tt.data) - 3
+			got, err := readAllFrom(t, io.MultiReader(bytes.NewReader(tt.data[:cut]), iotest.ErrReader(boom)))
+			if !errors.Is(err, boom) || errors.Is(err, capture.ErrCutShort) || !strings.HasPrefix(err.Error(), "read test.pcap: ") {
+				t.Errorf("read error: %v, want one wrapping %v", err, boom)
+			}
+			if len(got) != len(want)-1 {
+				t.Errorf("read error: %d frames, want %d", len(got), len(want)-1)
+			}
+			got, err = readAllFrom(t, io.MultiReader(bytes.NewReader(tt.data[:cut]), zeroReader{}))
+			if !errors.Is(err, io.ErrNoProgress) || len(got) != len(want)-1 {
+				t.Errorf("no progress: %d frames, %v", len(got), err)
+			}
+		})
+	}
 }

@@ -143,6 +143,8 @@ type rttState struct {
 
 // rttVars is the part of rttState that reset clears.
 type rttVars struct {
+	// The fields every segment reads come first, in one cache line; the
+	// handshake's transmissions, read only around a handshake, last.
 	nseg uint8
 
 	sndNxtOK   bool // sndNxt holds the end of the highest segment sent
@@ -150,23 +152,7 @@ type rttVars struct {
 	lastEchoOK bool // lastEcho holds the last TSecr that gave a sample
 	tsOut      bool // the local side sends TCP timestamps
 	rexmit     bool // retransmitted data [rxLo, rxHi) is not yet acknowledged
-
-	// hs is the handshake being timed: hsNone, hsActive (our SYN sent) or
-	// hsPassive (our SYN-ACK sent); hsSeq is its ISN. hsFirst and hsLast
-	// are its first and most recent transmissions; hsResent says there
-	// was more than one.
-	hs              uint8
-	hsResent        bool
-	hsSeq           uint32
-	hsFirst, hsLast hsTx
-
-	tsMaxOK bool // tsMax holds the highest TSval the local side sent
-	tsMax   uint32
-
-	// thinAll and thinFirst are how far the thresholds of the segments
-	// recorded (see rank) lie below allRanks: for all segments, and for
-	// the first of each TSval. Zero records every segment.
-	thinAll, thinFirst uint16
+	tsMaxOK    bool // tsMax holds the highest TSval the local side sent
 
 	// established: the connection is open (its handshake completed, or it
 	// carried data when the capture began), so that a RST resets it.
@@ -175,8 +161,24 @@ type rttVars struct {
 	// late SYN-ACK still opens the connection.
 	synTimedOut bool
 
+	// hs is the handshake being timed: hsNone, hsActive (our SYN sent) or
+	// hsPassive (our SYN-ACK sent); hsSeq is its ISN. hsFirst and hsLast
+	// are its first and most recent transmissions; hsResent says there
+	// was more than one.
+	hs       uint8
+	hsResent bool
+
+	// thinAll and thinFirst are how far the thresholds of the segments
+	// recorded (see rank) lie below allRanks: for all segments, and for
+	// the first of each TSval. Zero records every segment.
+	thinAll, thinFirst uint16
+
+	tsMax                     uint32
 	sndNxt, prevAck, lastEcho uint32
 	rxLo, rxHi                uint32
+	hsSeq                     uint32
+
+	hsFirst, hsLast hsTx
 }
 
 // hsTx is one transmission of a SYN or SYN-ACK.

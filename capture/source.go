@@ -71,10 +71,10 @@ func NewFileSource(name string, r io.Reader) (*FileSource, error) {
 		}
 		br = bufio.NewReaderSize(gz, 1<<16)
 	}
-	s := &FileSource{name: name, f: fileReader{name: name, r: br}}
+	s := &FileSource{name: name, f: fileReader{name: name, r: br, buf: make([]byte, readBufSize)}}
 	var magic [4]byte
 	if err := s.f.readFull(magic[:], false); err != nil {
-		return nil, fmt.Errorf("read %s: %d bytes: not a pcap or pcapng file", name, s.f.off)
+		return nil, fmt.Errorf("read %s: %d bytes: not a pcap or pcapng file", name, s.f.read())
 	}
 	if err := s.f.open(magic); err != nil {
 		return nil, err
@@ -86,7 +86,25 @@ func NewFileSource(name string, r io.Reader) (*FileSource, error) {
 // ReadFrame returns the next frame, or io.EOF at the end of the file.
 // The frame's data is valid until the next call.
 func (s *FileSource) ReadFrame() (Frame, error) {
-	return s.f.next()
+	f := &s.f
+	if err := f.next(); err != nil {
+		return Frame{}, err
+	}
+	return Frame{Data: f.data, Link: f.link, WireLen: f.wireLen, Time: time.Unix(f.sec, f.nsec).UTC(), Dev: f.dev}, nil
+}
+
+// ReadFrameNano is ReadFrame for a caller that needs the capture time in
+// Unix nanoseconds, as Engine.ProcessDev takes it, such as a replay: it
+// returns the frame's parts, t in place of Frame.Time, and builds no
+// time.Time. data is valid until the next call. It does not allocate (but
+// for an error, or to grow its buffer for a packet larger than any
+// before).
+func (s *FileSource) ReadFrameNano() (data []byte, link LinkType, wireLen int, t int64, dev Device, err error) {
+	f := &s.f
+	if err := f.next(); err != nil {
+		return nil, 0, 0, 0, 0, err
+	}
+	return f.data, f.link, f.wireLen, f.sec*1e9 + f.nsec, f.dev, nil
 }
 
 // Warnings returns what the source skipped so far, for the user.

@@ -212,21 +212,26 @@ func (r *replayer) main(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	e := capture.NewEngine(cfg)
-	flows := newFlowSet()
+	// The flows, to tell a --local that matches none of them: kept until
+	// one matches, which costs nothing after that.
+	flows := newFlowSet(local)
+	check := len(o.local) > 0
 	srcs, err := in.open(o.files)
 	if err != nil {
 		return err
 	}
-	readErrs := eachMerged(srcs, func(f *capture.Frame) {
-		e.ProcessFrame(f)
-		flows.add(f)
+	readErrs := eachMerged(srcs, func(f *frame) {
+		e.ProcessDev(f.link, f.data, f.wireLen, f.t, f.dev)
+		if check && !flows.matched {
+			flows.add(f)
+		}
 	})
 	var warnings []string
 	for _, src := range srcs {
 		warnings = append(warnings, src.Warnings()...)
 		src.Close()
 	}
-	if len(o.local) > 0 && flows.len() > 0 && !flows.matches(local) {
+	if check && flows.len() > 0 && !flows.matched {
 		return fmt.Errorf("%w: --local %s matches no flow of the capture: nothing was timed; pass --local with the host's address or prefix; candidates: %s",
 			errUsage, strings.Join(o.local, ","), flows.candidates())
 	}
@@ -379,18 +384,46 @@ func (in *replayInputs) open(files []string) ([]*capture.FileSource, error) {
 	return srcs, nil
 }
 
+// frame is a frame of a replay: the parts of a capture.Frame, with its
+// capture time in Unix nanoseconds, as Engine.ProcessDev takes them.
+type frame struct {
+	data    []byte // valid until the next read of its file
+	link    capture.LinkType
+	wireLen int
+	t       int64
+	dev     capture.Device
+}
+
+// read reads the next frame of src into f.
+func (f *frame) read(src *capture.FileSource) (err error) {
+	f.data, f.link, f.wireLen, f.t, f.dev, err = src.ReadFrameNano()
+	return err
+}
+
 // eachMerged calls fn for each frame of srcs in capture-time order, as
 // mergecap merges files: the earliest of the files' next frames first,
 // and on a tie the one given first. A file whose read fails stops there;
 // its error is returned, the other files go on.
-func eachMerged(srcs []*capture.FileSource, fn func(*capture.Frame)) []error {
+func eachMerged(srcs []*capture.FileSource, fn func(*frame)) []error {
 	var errs []error
-	heads := make([]capture.Frame, len(srcs))
+	if len(srcs) == 1 {
+		// One file: no merge.
+		var f frame
+		for {
+			if err := f.read(srcs[0]); err != nil {
+				if err != io.EOF {
+					errs = append(errs, err)
+				}
+				return errs
+			}
+			fn(&f)
+		}
+	}
+	heads := make([]frame, len(srcs))
 	live := make([]bool, len(srcs))
 	next := func(i int) {
-		f, err := srcs[i].ReadFrame()
+		err := heads[i].read(srcs[i])
 		live[i] = err == nil
-		heads[i] = f
 		if err != nil && err != io.EOF {
 			errs = append(errs, err)
 		}
@@ -401,7 +434,7 @@ func eachMerged(srcs []*capture.FileSource, fn func(*capture.Frame)) []error {
 	for {
 		first := -1
 		for i := range heads {
-			if live[i] && (first < 0 || heads[i].Time.Before(heads[first].Time)) {
+			if live[i] && (first < 0 || heads[i].t < heads[first].t) {
 				first = i
 			}
 		}
@@ -409,7 +442,7 @@ func eachMerged(srcs []*capture.FileSource, fn func(*capture.Frame)) []error {
 			return errs
 		}
 		fn(&heads[first])
-		next(first) // heads[first].Data is valid until then
+		next(first) // heads[first].data is valid until then
 	}
 }
 
@@ -418,13 +451,18 @@ func eachMerged(srcs []*capture.FileSource, fn func(*capture.Frame)) []error {
 type flowSet struct {
 	p     capture.Packet
 	flows map[[2]netip.AddrPort]struct{}
+	local *capture.LocalSet // nil: none
+	// matched is set when an end of a connection added is in local.
+	matched bool
 }
 
-func newFlowSet() *flowSet { return &flowSet{flows: make(map[[2]netip.AddrPort]struct{})} }
+func newFlowSet(local *capture.LocalSet) *flowSet {
+	return &flowSet{flows: make(map[[2]netip.AddrPort]struct{}), local: local}
+}
 
 // add adds the connection of f, if it is TCP.
-func (s *flowSet) add(f *capture.Frame) {
-	if capture.Decode(f.Link, f.Data, f.WireLen, &s.p) != nil {
+func (s *flowSet) add(f *frame) {
+	if capture.Decode(f.link, f.data, f.wireLen, &s.p) != nil {
 		return
 	}
 	a, b := netip.AddrPortFrom(s.p.Src, s.p.SrcPort), netip.AddrPortFrom(s.p.Dst, s.p.DstPort)
@@ -432,19 +470,12 @@ func (s *flowSet) add(f *capture.Frame) {
 		a, b = b, a
 	}
 	s.flows[[2]netip.AddrPort{a, b}] = struct{}{}
+	if s.local != nil && (s.local.Contains(a.Addr()) || s.local.Contains(b.Addr())) {
+		s.matched = true
+	}
 }
 
 func (s *flowSet) len() int { return len(s.flows) }
-
-// matches reports whether an end of some flow is in local.
-func (s *flowSet) matches(local *capture.LocalSet) bool {
-	for c := range s.flows {
-		if local.Contains(c[0].Addr()) || local.Contains(c[1].Addr()) {
-			return true
-		}
-	}
-	return false
-}
 
 // counts returns each address with the number of flows it is in, most
 // first, and the addresses in every flow.
@@ -493,7 +524,7 @@ func inferLocal(in *replayInputs, files []string) (*capture.LocalSet, error) {
 	if err != nil {
 		return nil, err
 	}
-	flows := newFlowSet()
+	flows := newFlowSet(nil)
 	eachMerged(srcs, flows.add)
 	for _, s := range srcs {
 		s.Close()
