@@ -1169,9 +1169,9 @@ func mixBench(mc mixCase) func(b *testing.B) {
 }
 
 // TestFloodThroughput compares the ns/packet of each flood with that of
-// normal traffic (the mix of BenchmarkProcess, less its cold-frame
-// control, whose cost is the median of
-// the mixes), from short testing.Benchmark runs, and logs the ratios. Each
+// normal traffic (the mix of BenchmarkProcess, its cold-frame control
+// left out, whose cost is the median of the mixes), from short
+// testing.Benchmark runs, and logs the ratios. Each
 // round measures the normal mix and, right after it, the flood, and the
 // test takes the median of three rounds' ratios: a busy machine slows both
 // sides of a round alike, where a baseline measured once, before all the
