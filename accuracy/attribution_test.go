@@ -118,11 +118,16 @@ func TestWriteDoc(t *testing.T) {
 	if err := os.WriteFile(path, []byte(page), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	ms := time.Millisecond
 	rows := []result{
-		{Path: "1 ms each way", Pattern: "bulk", Grid: true, Ping: 2 * time.Millisecond, Samples: 10, Paired: 10, P50: 2100 * time.Microsecond, P95: 3 * time.Millisecond, P95Over: false},
-		{Path: "1 ms each way", Pattern: "lossy bulk", Grid: true, Ping: 2 * time.Millisecond, Samples: 5, Paired: 5, P50: 2 * time.Millisecond, P95: 2 * time.Millisecond,
-			Karn: &karnResult{Lost: 3, Retransmissions: 3, Attributed: 1, Max: 2 * time.Millisecond}},
-		{Path: "2 ms there, 20 ms back", Pattern: "bulk", Ping: 22 * time.Millisecond, Samples: 7, Paired: 7, P50: 22 * time.Millisecond, P95: 30 * time.Millisecond, P95Over: true, Attempts: 2},
+		{Path: "1 ms each way", Pattern: "bulk", Grid: true, Ping: 2 * ms, Samples: 10, Paired: 10, Same: 10, P50: 2100 * time.Microsecond, P95: 3 * ms,
+			RefSamples: 12, RefAll: 2 * ms, Ref: 2 * ms, RefP95Low: 2 * ms, RefP95: 2 * ms},
+		{Path: "1 ms each way", Pattern: "lossy bulk", Grid: true, Ping: 2 * ms, Samples: 5, Paired: 5, Same: 5, P50: 2 * ms, P95: 2 * ms,
+			RefSamples: 6, RefAll: 2 * ms, Ref: 2 * ms, RefP95Low: 2 * ms, RefP95: 2 * ms, Karn: &karnResult{Lost: 3, Retransmissions: 3, Attributed: 1, Max: 2 * ms}},
+		{Path: "2 ms there, 20 ms back", Pattern: "bulk", Ping: 22 * ms, Samples: 7, Paired: 7, Same: 5, Fallback: 2, P50: 22 * ms, P95: 30 * ms, P95Over: true, Attempts: 2,
+			RefSamples: 8, RefAll: 22 * ms, Ref: 22 * ms, RefP95Low: 23 * ms, RefP95: 24 * ms},
+		{Path: "bridge", Pattern: "bulk", Ping: 20 * ms, Samples: 3, Paired: 3, P50: 20 * ms, P95: 20 * ms, Attempts: 3,
+			RefSamples: 50, RefAll: 20 * ms, Ref: 20 * ms, RefP95Low: 20 * ms, RefP95: 20 * ms, Known: "3 samples"},
 	}
 	if err := writeDoc(path, markdown(rows, 42*time.Second)); err != nil {
 		t.Fatal(err)
@@ -136,10 +141,16 @@ func TestWriteDoc(t *testing.T) {
 		"# Accuracy\n\nBy hand.\n\n" + beginMarker + "\n\n",
 		"| pattern | 1 ms each way (ping 2.00 ms) |",
 		"| bulk | 10 · +0.10 ms (+5.0 %) · +1.00 ms (+50.0 %) |",
-		"| 2 ms there, 20 ms back | bulk | 22.00 ms | 7 | 22.00 ms | +0.00 ms (+0.0 %) | 30.00 ms | +8.00 ms (+36.4 %) ↻ † |",
+		"| 2 ms there, 20 ms back | bulk | 22.00 ms | 8 · 22.00 ms | 7 | 22.00 ms | +0.00 ms (+0.0 %) | 30.00 ms | +6.00 ms (+25.0 %) ↻ † |",
+		"| bridge | bulk | 20.00 ms | 50 · 20.00 ms | 3 | 20.00 ms | +0.00 ms (+0.0 %) | 20.00 ms | +0.00 ms (+0.0 %) ↻ ‡ |",
+		"- bridge, bulk: 3 samples.",
 		"| 1 ms each way | lossy bulk | 3 | 3 | 5 | 1 | 2.00 ms | 4.00 ms |",
-		"22 of 22 samples were paired",
-		"The suite took 42 s.\n\n" + endMarker + "\n\nAlso by hand.\n",
+		"25 of 25 samples were paired",
+		"and 20 were the reference's sample of the same ACK",
+		"but for 2 timestamp samples",
+		"the reference took 76 samples",
+		"The suite took 42 s.\n",
+		"- bridge, bulk: 3 samples.\n\n" + endMarker + "\n\nAlso by hand.\n",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("page lacks %q:\n%s", want, got)

@@ -31,14 +31,18 @@ const (
 // key), submitting to a Recorder. Every sample the capture makes is also
 // logged, through Config.OnSample, to attribute samples to methods and
 // retransmissions; a tracker with a packet socket of its own sees the same
-// frames with the same kernel timestamps.
+// frames with the same kernel timestamps, and computes the reference that
+// the check is compared with from them (testbed.ReferenceSamples).
 type bench struct {
 	dl      *testbed.DelayLine
 	check   *check.Check
 	rec     *check.Recorder
 	tracker *testbed.RetransTracker
-	// ping is the path RTT, measured by ping with pings echo requests
-	// when the bench was built, and again before a pattern is retried.
+	// others are more trackers, on other devices the frames cross (the
+	// port of a bridge): a sample may pair with their frames too.
+	others []*testbed.RetransTracker
+	// ping is the path RTT that ping measured when the bench was built: a
+	// sanity check of the test bed, which the check is not compared with.
 	ping  time.Duration
 	pings int
 
@@ -51,12 +55,35 @@ type bench struct {
 // side and measures the path RTT with ping.
 func newBench(tb testing.TB, cfg testbed.DelayLineConfig) *bench {
 	tb.Helper()
+	return newBenchWith(tb, cfg, "")
+}
+
+// bridgeName is the bridge of a bench built with a bridge.
+const bridgeName = "br0"
+
+// newBenchWith is newBench with the client's TAP device, if bridge is not
+// "", as the port of a bridge of that name which holds the client's
+// addresses, and the check capturing on `any`. The reference then comes from
+// the bridge, the device of the client's addresses, and samples pair with
+// the frames of either device.
+func newBenchWith(tb testing.TB, cfg testbed.DelayLineConfig, bridge string) *bench {
+	tb.Helper()
 	b := &bench{dl: testbed.NewDelayLine(tb, cfg), rec: &check.Recorder{}, pings: pingCount}
 	if cfg.ClientToServer.Jitter > 0 || cfg.ServerToClient.Jitter > 0 {
 		b.pings = jitterPingCount
 	}
-	b.tracker = testbed.TrackRetransmissions(tb, b.dl.Client, b.dl.ClientIf)
-	instance := fmt.Sprintf("interface: %s\nnetns: %s\nmin_collection_interval: 1\n", b.dl.ClientIf, b.dl.Client.Path())
+	iface := b.dl.ClientIf
+	if bridge != "" {
+		if err := b.dl.BridgeClient(bridge); err != nil {
+			tb.Fatal(err)
+		}
+		b.tracker = testbed.TrackRetransmissions(tb, b.dl.Client, bridge)
+		b.others = []*testbed.RetransTracker{testbed.TrackRetransmissions(tb, b.dl.Client, b.dl.ClientIf)}
+		iface = "any"
+	} else {
+		b.tracker = testbed.TrackRetransmissions(tb, b.dl.Client, b.dl.ClientIf)
+	}
+	instance := fmt.Sprintf("interface: %s\nnetns: %s\nmin_collection_interval: 1\n", iface, b.dl.Client.Path())
 	// The default 50 ms for the socket to open can run out on a loaded
 	// machine.
 	b.check = &check.Check{StartWait: 2 * time.Second}
@@ -145,7 +172,7 @@ func (b *bench) setTimestamps(tb testing.TB, on bool) {
 }
 
 // measurement is what the check reported for the server over one pattern,
-// with the samples behind it.
+// with the samples behind it, and the reference from the same frames.
 type measurement struct {
 	// P50, P95 and Count are the check's gauges and sample count for the
 	// peer.
@@ -153,6 +180,20 @@ type measurement struct {
 	Count    int
 	// Samples are the samples the capture made for the peer.
 	Samples []capture.Sample
+	// Ref are the reference samples of the traffic to the peer: those the
+	// tracker's frames give, answered between Start and the check's run
+	// that reported the traffic.
+	Ref testbed.RefSamples
+	// Agree says, for each of Samples, that the reference timed the ACK
+	// that ended it, by the same method, and measured the same RTT; Same
+	// are those RTTs of the reference. Differ describes the samples whose
+	// RTT is not the reference's for the same ACK.
+	Agree  []bool
+	Same   []time.Duration
+	Differ []string
+	// Fallback counts the timestamp samples that timed another segment of
+	// the echoed TSval than the reference's.
+	Fallback int
 	// Start and End bound the traffic.
 	Start, End time.Time
 	// Unpaired lists the samples that do not time a segment and the
@@ -175,15 +216,22 @@ func (b *bench) measure(tb testing.TB, traffic func(ctx context.Context, p testb
 	m.End = time.Now()
 	time.Sleep(flushWait)
 	batch := b.run(tb)
+	reported := time.Now()
 	for _, s := range b.takeSamples() {
 		if s.Remote.Addr() != b.dl.ServerAddr4 {
 			continue
 		}
 		m.Samples = append(m.Samples, s)
-		if why := pairing(b.tracker, s); why != "" {
+		if why := b.pairing(s); why != "" {
 			m.Unpaired = append(m.Unpaired, why)
 		}
 	}
+	ref, err := b.tracker.Reference()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	m.Ref = ref.To(b.dl.ServerAddr4).Between(m.Start, reported)
+	b.compare(&m)
 	dst := "dst:" + b.dl.ServerAddr4.String()
 	gauge := func(metric string) float64 {
 		ss := batch.Find(metric, dst)
@@ -200,6 +248,43 @@ func (b *bench) measure(tb testing.TB, traffic func(ctx context.Context, p testb
 	m.P95 = fromMS(gauge(check.MetricRTTP95))
 	m.Count = int(gauge(check.MetricRTTSamples))
 	return m
+}
+
+// compare pairs each sample of m with the reference's sample of the same
+// ACK and method, if there is one, and fills in Agree, Same, Differ and
+// Fallback. The RTTs must be equal: both are differences of the same two
+// kernel timestamps, if the check timed the segment the reference did;
+// a timestamp sample may time another segment of the same TSval instead,
+// when the check no longer holds the one at the previous ACK (see
+// testbed.Slack). Behind a bridge, a segment the client sends has two
+// timestamps, one per device, a few microseconds apart, so there they must
+// agree within testbed.BridgeSlack.
+func (b *bench) compare(m *measurement) {
+	slack := testbed.TapSlack
+	if len(b.others) > 0 {
+		slack = testbed.BridgeSlack
+	}
+	ms := make([]testbed.Measured, len(m.Samples))
+	for i, s := range m.Samples {
+		ms[i] = testbed.Measured{Time: s.Time, RTT: s.RTT, Method: s.Method.String()}
+	}
+	c := m.Ref.Compare(ms, slack)
+	m.Agree, m.Same, m.Differ, m.Fallback = c.Agree, c.Same, c.Differ, c.Fallback
+}
+
+// pairing checks a sample against the frames of the bench's trackers, and
+// returns what is wrong with it for the first, or "" if one pairs it.
+func (b *bench) pairing(s capture.Sample) string {
+	why := pairing(b.tracker, s)
+	for _, tr := range b.others {
+		if why == "" {
+			break
+		}
+		if pairing(tr, s) == "" {
+			why = ""
+		}
+	}
+	return why
 }
 
 // pairing checks one sample against the tracker's frames: the frames the

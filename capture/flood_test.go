@@ -1169,18 +1169,25 @@ func mixBench(mc mixCase) func(b *testing.B) {
 }
 
 // TestFloodThroughput compares the ns/packet of each flood with that of
-// normal traffic (the median of BenchmarkProcess's mixes), from short
-// testing.Benchmark runs, taking the median of three, and logs the ratios.
-// The requirement is at most 2×, which BenchmarkFlood and BenchmarkProcess
-// show (docs/hardening.md). This check is only a guard against gross
-// regressions, such as per-packet work that grows with the table: the
-// floods that create a flow per packet are bound by memory latency, which
-// other processes on a busy machine slow down far more than the cached
-// normal mixes (up to 3.2× was seen on a loaded 2-core VM, against
-// 1.5-2× when quiet), so it fails only above 5×. The ratios hold under
-// the race detector too, though both sides are 15-20 times slower.
+// normal traffic (the mix of BenchmarkProcess, its cold-frame control
+// left out, whose cost is the median of the mixes), from short
+// testing.Benchmark runs, and logs the ratios. Each
+// round measures the normal mix and, right after it, the flood, and the
+// test takes the median of three rounds' ratios: a busy machine slows both
+// sides of a round alike, where a baseline measured once, before all the
+// floods, would be compared with floods measured under another load (a
+// 9.7× "ratio" was seen that way under a CPU-bound neighbour, against
+// 3.7× when each flood had its own baseline). The requirement is at most
+// 2×, which BenchmarkFlood and BenchmarkProcess show (docs/hardening.md).
+// This check is only a guard against gross regressions, such as
+// per-packet work that grows with the table: the floods that create a
+// flow per packet are bound by memory latency, which other processes on a
+// busy machine slow down far more than the cached normal mixes (up to
+// 3.2× was seen on a loaded 2-core VM, against 1.5-2× when quiet), so it
+// fails only above 5×. The ratios hold under the race detector too, though
+// both sides are 15-20 times slower.
 func TestFloodThroughput(t *testing.T) {
-	const runs, limit = 3, 5.0
+	const rounds, limit = 3, 5.0
 	if f := flag.Lookup("test.benchtime"); f != nil {
 		old := f.Value.String()
 		if err := f.Value.Set("50ms"); err != nil {
@@ -1188,34 +1195,44 @@ func TestFloodThroughput(t *testing.T) {
 		}
 		t.Cleanup(func() { _ = f.Value.Set(old) })
 	}
-	median := func(fn func(b *testing.B)) float64 {
-		var ns []float64
-		for range runs {
-			r := testing.Benchmark(fn)
-			if r.N == 0 {
-				t.Fatalf("benchmark failed")
-			}
-			ns = append(ns, float64(r.T.Nanoseconds())/float64(r.N))
+	nsPerPacket := func(fn func(b *testing.B)) float64 {
+		r := testing.Benchmark(fn)
+		if r.N == 0 {
+			t.Fatalf("benchmark failed")
 		}
-		slices.Sort(ns)
-		return ns[len(ns)/2]
+		return float64(r.T.Nanoseconds()) / float64(r.N)
 	}
-	var normals []float64
+	median := func(xs []float64) float64 {
+		xs = slices.Clone(xs)
+		slices.Sort(xs)
+		return xs[len(xs)/2]
+	}
+	// The normal mix: the one of median cost, of the mixes that are not
+	// controls.
+	var mixes []mixCase
 	for _, mc := range mixCases {
-		if mc.control {
-			continue
+		if !mc.control {
+			mixes = append(mixes, mc)
 		}
-		normals = append(normals, median(mixBench(mc)))
 	}
-	slices.Sort(normals)
-	normal := normals[len(normals)/2]
-	t.Logf("normal traffic: %.0f ns/packet (median of the mixes %.0f)", normal, normals)
+	costs := make([]float64, len(mixes))
+	for i, mc := range mixes {
+		costs[i] = nsPerPacket(mixBench(mc))
+	}
+	normalMix := mixes[slices.Index(costs, median(costs))]
+	t.Logf("normal traffic: %.0f ns/packet (the mixes: %.0f)", median(costs), costs)
 	for k, fk := range floodKinds {
-		ns := median(floodBench(k))
-		ratio := ns / normal
-		t.Logf("flood %s: %.0f ns/packet, %.2f× normal", fk.name, ns, ratio)
+		var ratios, floods []float64
+		for range rounds {
+			normal := nsPerPacket(mixBench(normalMix))
+			flood := nsPerPacket(floodBench(k))
+			ratios = append(ratios, flood/normal)
+			floods = append(floods, flood)
+		}
+		ratio := median(ratios)
+		t.Logf("flood %s: %.0f ns/packet, %.2f× normal (rounds: %.2f)", fk.name, median(floods), ratio, ratios)
 		if ratio > limit {
-			t.Errorf("flood %s: %.0f ns/packet, %.2f× normal (%.0f ns/packet): want at most 2× (checked here at %.0f×)", fk.name, ns, ratio, normal, limit)
+			t.Errorf("flood %s: %.2f× normal traffic, the median of rounds %.2f: want at most 2× (checked here at %.0f×)", fk.name, ratio, ratios, limit)
 		}
 	}
 }

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/go-metro/go-metro/internal/testbed"
 )
 
 // recordedCaptures are the pcaps recorded over the delay line (see
@@ -196,9 +198,13 @@ func TestTsharkAckRTT(t *testing.T) {
 // TestRecordedRTT checks each estimator's median on the recorded captures
 // against the median of tshark's tcp.analysis.ack_rtt on the ACKs to the
 // local side of the same capture (a reference from the same packets):
-// within max(0.5 ms, 3 %). The path RTT of the delay line they were
-// recorded on, 10 ms, is only a wide sanity check of the recording: where
-// a queue built up or a loss was recovered, the path really was slower.
+// within max(0.5 ms, 3 %). Each sample, frame by frame, must also be the
+// sample of the same ACK that testbed.ReferenceSamples (which shares no
+// code with go-metro) takes from the same frames, to the nanosecond, where
+// it took one (a timestamp sample may time another segment of the echoed
+// TSval, see testbed.Slack). The path RTT of the delay line they were recorded on,
+// 10 ms, is only a wide sanity check of the recording: where a queue built
+// up or a loss was recovered, the path really was slower.
 func TestRecordedRTT(t *testing.T) {
 	for _, rc := range recordedCaptures {
 		t.Run(rc.name, func(t *testing.T) {
@@ -218,8 +224,19 @@ func TestRecordedRTT(t *testing.T) {
 			}
 			refMed := medianDuration(ref)
 			byMethod := map[Method][]time.Duration{}
+			var ms []testbed.Measured
 			for _, s := range samples {
 				byMethod[s.Method] = append(byMethod[s.Method], s.RTT)
+				ms = append(ms, testbed.Measured{Time: s.Time, RTT: s.RTT, Method: s.Method.String()})
+			}
+			frames, _, err := testbed.ReadPcap(filepath.Join("testdata", rc.name+".pcap"), local)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := testbed.ReferenceSamples(frames).Compare(ms, testbed.TapSlack)
+			t.Logf("against testbed.ReferenceSamples: %v", c)
+			for _, why := range c.Differ {
+				t.Errorf("unlike the reference: %s", why)
 			}
 			wantMethod := MethodSeqAck
 			if rc.ts {

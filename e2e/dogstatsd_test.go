@@ -302,6 +302,7 @@ type dsdLine struct {
 	tags  []string
 	msg   string // of a service check
 	text  string
+	at    time.Time // when the server received it, if known
 }
 
 func (l dsdLine) String() string { return l.text }

@@ -30,6 +30,18 @@
 // [Connects] makes connects that a test expects to be refused or to time
 // out.
 //
+// Timing tests compare go-metro with a reference from the same frames:
+// [TrackRetransmissions] opens a packet socket of its own on the captured
+// device, which sees every frame with the kernel timestamp that go-metro
+// reads, and [RetransTracker.Reference] computes from those frames the RTT
+// samples that each method's rules give ([ReferenceSamples], [RefMethod]).
+// [RefSamples.Compare] pairs go-metro's samples with the reference's of the
+// same ACK, [RefSamples.Envelope] bounds every statistic of them, and
+// [MedianRange] bounds the median of an interval whose ends are known
+// within some slack. [StartTcpdump], [TsharkAckRTT] and [ReadPcap] record a
+// device to a pcap file, read Wireshark's ack_rtt of it, and feed a file to
+// the reference; [Pair.BridgeClient] puts the client behind a bridge.
+//
 // Everything here needs Linux, root (or CAP_NET_ADMIN and CAP_SYS_ADMIN) and
 // iproute2 (ip, and tc for a Bottleneck); [Ping] also needs iputils ping. On other systems the functions
 // return an error that wraps [ErrNotSupported].

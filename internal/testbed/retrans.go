@@ -22,8 +22,8 @@ type Segment struct {
 	// included; Ack is its acknowledgement number, if HasAck.
 	Seq, End, Ack uint32
 	HasAck        bool
-	// SYN says the SYN flag is set.
-	SYN bool
+	// SYN and RST say the SYN and RST flags are set.
+	SYN, RST bool
 	// TSval and TSecr are its TCP timestamps (RFC 7323), if HasTS.
 	TSval, TSecr uint32
 	HasTS        bool
@@ -52,6 +52,9 @@ type RetransTracker struct {
 	rexmits  []Retransmission
 	segments uint64
 	closed   bool
+	// frames are every TCP frame seen, for Reference, up to maxFrames.
+	frames     []Frame
+	framesFull bool
 }
 
 // retransKey is a flow, named from the host's side.
@@ -187,6 +190,11 @@ func (r *RetransTracker) observe(frame []byte, t time.Time, outgoing bool) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if len(r.frames) < maxFrames {
+		r.frames = append(r.frames, Frame{Segment: seg, Out: outgoing})
+	} else {
+		r.framesFull = true
+	}
 	f := r.flows[k]
 	if outgoing && seg.SYN && f != nil && (!f.hasISN || seg.Seq != f.isn) {
 		f = nil // a new connection on the same four-tuple
@@ -260,6 +268,7 @@ func parseTCPFrame(b []byte) (Segment, bool) {
 		protoTCP  = 6
 		flagFIN   = 0x01
 		flagSYN   = 0x02
+		flagRST   = 0x04
 		flagACK   = 0x10
 		etherIPv4 = 0x0800
 		etherIPv6 = 0x86dd
@@ -315,6 +324,7 @@ func parseTCPFrame(b []byte) (Segment, bool) {
 	if flags&flagFIN != 0 {
 		n++
 	}
+	s.RST = flags&flagRST != 0
 	s.End = s.Seq + n
 	if flags&flagACK != 0 {
 		s.Ack, s.HasAck = binary.BigEndian.Uint32(tcp[8:12]), true
