@@ -590,17 +590,20 @@ func TestCancel(t *testing.T) {
 func TestConcurrentUse(t *testing.T) {
 	c, fake := withFake(t, "interface: eth0", "", nil)
 	frames := loadPCAP(t, "bulk_ts_v4.pcap")
-	rec := newRecorder(t)
+	// Each goroutine has its own sender, as each run in the Agent has its
+	// check's sender to itself: one Recorder shared by concurrent runs
+	// would mix their batches.
+	recs := []*check.Recorder{newRecorder(t), newRecorder(t), newRecorder(t), newRecorder(t)}
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		for i := range frames {
 			fake.feed(frames[i : i+1])
 		}
 	})
-	for range 3 {
+	for g := range 3 {
 		wg.Go(func() {
 			for range 20 {
-				_ = c.Run(rec)
+				_ = c.Run(recs[g])
 				_ = c.Warnings()
 				_ = c.Interval()
 				_ = c.Config()
@@ -608,14 +611,16 @@ func TestConcurrentUse(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	run(t, c, rec)
+	run(t, c, recs[3])
 	var samples, received float64
-	for _, b := range rec.Batches() {
-		for _, s := range b.Find(check.MetricRTTSamples) {
-			samples += s.Points[0][1]
-		}
-		for _, s := range b.Find(check.MetricPacketsReceived) {
-			received += s.Points[0][1]
+	for _, rec := range recs {
+		for _, b := range rec.Batches() {
+			for _, s := range b.Find(check.MetricRTTSamples) {
+				samples += s.Points[0][1]
+			}
+			for _, s := range b.Find(check.MetricPacketsReceived) {
+				received += s.Points[0][1]
+			}
 		}
 	}
 	if st := fake.engine.Stats(); samples != float64(st.Samples) || received != float64(len(frames)) {
