@@ -149,11 +149,6 @@ type Engine struct {
 	namesSeen  *Peers
 	groupGen   uint32 // bumped when the host names change
 
-	// syns are the connections the local side is opening, in the order
-	// of their first SYN, for the SYN timeout (see checkSYNs).
-	syns     []pendingSYN
-	synsHead int
-
 	packets, tcpPackets, decodeErrors atomic.Uint64
 	samples, discarded, copies, steps atomic.Uint64
 	countsDropped                     atomic.Uint64
@@ -315,8 +310,7 @@ func (e *Engine) outgoing(p *Packet, t int64, dev Device) {
 	if ev := f.rtt.timeOutgoing(p, t, e.epoch, e.methods, &e.flows.pool); ev != 0 && e.counts {
 		if ev&evActiveOpen != 0 {
 			f.conn++
-			e.syns = append(e.syns, pendingSYN{f: f, conn: f.conn, first: e.mono})
-			e.trimSYNs()
+			e.flows.syns.push(f, e.mono)
 		}
 		e.count(f, ev)
 	}
@@ -365,56 +359,31 @@ func (e *Engine) count(f *flow, ev event) {
 	}
 }
 
-// pendingSYN is a connection the local side is opening: flow f, while its
-// conn is unchanged, whose first SYN was seen at first (engine clock).
-type pendingSYN struct {
-	f     *flow
-	conn  uint32
-	first int64
-}
-
-// pending reports whether s still waits for its SYN-ACK.
-func (s *pendingSYN) pending() bool {
-	return s.f.conn == s.conn && s.f.rtt.hs == hsActive && !s.f.rtt.synTimedOut
-}
-
 // checkSYNs counts a timeout for each connection whose first SYN is
 // SYNTimeout old without a SYN-ACK (nor an RST), at engine clock now.
 func (e *Engine) checkSYNs(now int64) {
-	for e.synsHead < len(e.syns) && e.syns[e.synsHead].first+e.synTTL <= now {
-		s := &e.syns[e.synsHead]
+	r := &e.flows.syns
+	for r.head < r.tail {
+		s := r.at(r.head)
+		if s.f == nil { // its flow was reused or released, or opened again
+			r.head++
+			continue
+		}
+		if s.first+e.synTTL > now {
+			break
+		}
 		if s.pending() {
 			s.f.rtt.synTimedOut = true // counted once, however many SYNs follow
-			if r := e.record(s.f); r != nil {
-				e.agg.count(r, countTimeout, now)
+			if rec := e.record(s.f); rec != nil {
+				e.agg.count(rec, countTimeout, now)
 			} else {
 				e.countsDropped.Add(1)
 			}
 		}
+		s.f.synPos = 0
 		*s = pendingSYN{}
-		e.synsHead++
+		r.head++
 	}
-	if e.synsHead == len(e.syns) {
-		e.syns, e.synsHead = e.syns[:0], 0
-	}
-}
-
-// trimSYNs bounds the pending SYNs: at most one per flow waits, so when
-// the list reaches twice MaxFlows, those that wait no more (answered,
-// refused, or their flow evicted) go, which leaves room for MaxFlows more.
-func (e *Engine) trimSYNs() {
-	if len(e.syns)-e.synsHead < 2*e.flows.max {
-		return
-	}
-	k := 0
-	for i := e.synsHead; i < len(e.syns); i++ {
-		if e.syns[i].pending() {
-			e.syns[k] = e.syns[i]
-			k++
-		}
-	}
-	clear(e.syns[k:])
-	e.syns, e.synsHead = e.syns[:k], 0
 }
 
 // guessDirection tells who opened a connection whose handshake was not

@@ -98,6 +98,8 @@ type flow struct {
 	prev, next *flow
 	peer       *peerRec       // the aggregate its samples and counts go to; nil until needed
 	peerGen    uint32         // the engine's group generation peer was looked up in
+	h          uint32         // the low 32 bits of key's hash, as in its slot
+	synPos     uint64         // 1 + the position of its entry in the table's synRing; 0 if none
 	seen       [2]lastSegment // by direction: dirOut, dirIn
 	rtt        rttState       // its variables first, its inline records last
 }
@@ -244,6 +246,7 @@ type flowTable struct {
 	free         []*flow // released flows, reused before allocating
 	max          int
 	pool         segPool // room for the timed segments of large flights
+	syns         synRing // the connections the local side is opening
 
 	// Counters, read concurrently by Engine.Stats.
 	evicted, expired, created, active atomic.Uint64
@@ -255,6 +258,7 @@ const flowTableInit = 1024
 
 func newFlowTable(max int) *flowTable {
 	t := &flowTable{max: max, pool: segPool{max: extMax(max)}, seed: rand.Uint64() | 1}
+	t.syns.max = slotsFor(max)
 	t.resize(min(flowTableInit, slotsFor(max)))
 	return t
 }
@@ -288,7 +292,11 @@ func (t *flowTable) resize(size int) {
 // find returns the index of k's slot, and whether it holds k; if not, it
 // is the empty slot where k goes.
 func (t *flowTable) find(k *flowKey) (uint32, bool) {
-	h := uint32(k.hash(t.seed))
+	return t.findHash(k, uint32(k.hash(t.seed)))
+}
+
+// findHash is find with h, the low 32 bits of k's hash.
+func (t *flowTable) findHash(k *flowKey, h uint32) (uint32, bool) {
 	i := h & t.mask
 	for {
 		s := &t.slots[i]
@@ -351,7 +359,8 @@ const flowChunk = 64
 // seen flow when the table is full) if create is set, with now the engine
 // clock. It does not allocate in steady state.
 func (t *flowTable) get(k *flowKey, create bool, now int64) *flow {
-	i, ok := t.find(k)
+	h := uint32(k.hash(t.seed))
+	i, ok := t.findHash(k, h)
 	if ok {
 		return t.slots[i].f
 	}
@@ -366,8 +375,9 @@ func (t *flowTable) get(k *flowKey, create bool, now int64) *flow {
 			f = t.open.tail
 		}
 		t.unlink(f)
+		t.syns.kill(f)
 		t.evicted.Add(1)
-		i, _ = t.find(k) // the removal may have moved k's slot
+		i, _ = t.findHash(k, h) // the removal may have moved k's slot
 	} else {
 		if len(t.free) == 0 {
 			chunk := make([]flow, flowChunk)
@@ -379,7 +389,7 @@ func (t *flowTable) get(k *flowKey, create bool, now int64) *flow {
 		t.free = t.free[:len(t.free)-1]
 		if 2*(t.n+1) > len(t.slots) && len(t.slots) < slotsFor(t.max) {
 			t.resize(2 * len(t.slots))
-			i, _ = t.find(k)
+			i, _ = t.findHash(k, h)
 		}
 	}
 	// The counters go first: an atomic write waits for the writes before
@@ -387,10 +397,10 @@ func (t *flowTable) get(k *flowKey, create bool, now int64) *flow {
 	t.created.Add(1)
 	t.active.Store(uint64(t.n + 1))
 	f.key, f.prev, f.next, f.lastSeen, f.listed, f.closed = *k, nil, nil, now, now, false
-	f.dir, f.peer, f.peerGen, f.seen = DirUnknown, nil, 0, [2]lastSegment{}
+	f.dir, f.peer, f.peerGen, f.h, f.seen = DirUnknown, nil, 0, h, [2]lastSegment{}
 	f.conn++ // pending SYNs of the flow's previous use no longer match
 	f.rtt.reset(false, &t.pool)
-	t.slots[i] = flowSlot{h: uint32(k.hash(t.seed)), f: f}
+	t.slots[i] = flowSlot{h: h, f: f}
 	t.n++
 	t.open.pushFront(f)
 	return f
@@ -425,14 +435,20 @@ func (t *flowTable) unlink(f *flow) {
 	} else {
 		t.open.remove(f)
 	}
-	if i, ok := t.find(&f.key); ok {
-		t.removeSlot(i)
+	// Its slot is the first from its home that holds f: found without
+	// reading f's key, which an eviction would read from cold memory.
+	for i := f.h & t.mask; t.slots[i].f != nil; i = (i + 1) & t.mask {
+		if t.slots[i].f == f {
+			t.removeSlot(i)
+			return
+		}
 	}
 }
 
 // release removes f and puts it on the free list.
 func (t *flowTable) release(f *flow) {
 	t.unlink(f)
+	t.syns.kill(f)
 	if f.rtt.ext != nil {
 		t.pool.put(f.rtt.ext)
 		f.rtt.ext, f.rtt.nseg = nil, 0
@@ -477,3 +493,89 @@ func FlowTableBytes(maxFlows int) int64 {
 // larger than inlineSegs segments at once: max/16, at least 256, at most
 // max.
 func extMax(flows int) int { return min(flows, max(256, flows/16)) }
+
+// pendingSYN is a connection the local side is opening: flow f, while its
+// conn is unchanged, whose first SYN was seen at first (engine clock). f
+// is nil once the entry is dead.
+type pendingSYN struct {
+	f     *flow
+	conn  uint32
+	first int64
+}
+
+// pending reports whether s still waits for its SYN-ACK.
+func (s *pendingSYN) pending() bool {
+	return s.f.conn == s.conn && s.f.rtt.hs == hsActive && !s.f.rtt.synTimedOut
+}
+
+// synRing holds the connections the local side is opening, in the order
+// of their first SYN, for the SYN timeout (Engine.checkSYNs). It is a ring
+// of absolute positions [head, tail), and each flow knows its entry
+// (flow.synPos), so that a flow evicted, released or opened again kills
+// its entry while it is in cache, and the ring never reads a flow to learn
+// whether its entry still waits. Without that, a flood of new connections
+// would read a cold flow for every SYN, to trim the list. At most one
+// entry per flow lives, so a ring of twice MaxFlows entries (max) is at
+// least half dead when it is full, and compacting it then is amortized.
+type synRing struct {
+	ring       []pendingSYN // len a power of two, or nil
+	head, tail uint64
+	max        int // the largest len
+}
+
+func (r *synRing) at(pos uint64) *pendingSYN { return &r.ring[pos&uint64(len(r.ring)-1)] }
+
+// kill marks f's entry dead.
+func (r *synRing) kill(f *flow) {
+	if f.synPos != 0 {
+		if p := f.synPos - 1; p >= r.head && p < r.tail {
+			*r.at(p) = pendingSYN{}
+		}
+		f.synPos = 0
+	}
+}
+
+// push adds the connection f opens, at engine clock now, and kills f's
+// previous entry.
+func (r *synRing) push(f *flow, now int64) {
+	r.kill(f)
+	for r.head < r.tail && r.at(r.head).f == nil {
+		r.head++
+	}
+	if r.tail-r.head == uint64(len(r.ring)) {
+		if len(r.ring) < r.max {
+			r.resize(min(r.max, max(64, 2*len(r.ring))))
+		} else {
+			r.compact()
+		}
+	}
+	*r.at(r.tail) = pendingSYN{f: f, conn: f.conn, first: now}
+	r.tail++
+	f.synPos = r.tail
+}
+
+// resize moves the entries to a ring of n entries, at their positions.
+func (r *synRing) resize(n int) {
+	old, oldMask := r.ring, uint64(len(r.ring)-1)
+	r.ring = make([]pendingSYN, n)
+	for p := r.head; p < r.tail; p++ {
+		*r.at(p) = old[p&oldMask]
+	}
+}
+
+// compact moves the live entries to the front, in order, telling their
+// flows their new positions.
+func (r *synRing) compact() {
+	n := r.head
+	for p := r.head; p < r.tail; p++ {
+		s := *r.at(p)
+		if s.f == nil {
+			continue
+		}
+		*r.at(p) = pendingSYN{}
+		*r.at(n) = s // n <= p: a position already read
+		n++
+		s.f.synPos = n
+	}
+	r.tail = n
+}
