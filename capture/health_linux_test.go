@@ -62,16 +62,8 @@ func startTcpdump(t *testing.T, ns *testbed.NetNS, ifname, file string) (stop fu
 			_ = cmd.Wait()
 		}
 	})
-	lines := bufio.NewScanner(stderr)
-	var head strings.Builder
-	for lines.Scan() {
-		head.WriteString(lines.Text() + "\n")
-		if strings.Contains(lines.Text(), "listening on") {
-			break
-		}
-	}
-	if !strings.Contains(head.String(), "listening on") {
-		t.Fatalf("start tcpdump: %s", strings.TrimSpace(head.String()))
+	if head, ok := testbed.TcpdumpListening(bufio.NewScanner(stderr)); !ok {
+		t.Fatalf("start tcpdump: %s", head)
 	}
 	tail := make(chan string, 1)
 	go func() {

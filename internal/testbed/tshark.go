@@ -29,6 +29,20 @@ func RequireTool(tb testing.TB, name, pkg string) {
 	guard(tb, problem, os.Getenv("CI") == "true")
 }
 
+// TcpdumpListening reads tcpdump's standard error from lines up to its
+// "listening on" line, which it prints once it captures, and returns what
+// it read, trimmed, and whether it got there.
+func TcpdumpListening(lines *bufio.Scanner) (string, bool) {
+	var head strings.Builder
+	for lines.Scan() {
+		head.WriteString(lines.Text() + "\n")
+		if strings.Contains(lines.Text(), "listening on") {
+			return strings.TrimSpace(head.String()), true
+		}
+	}
+	return strings.TrimSpace(head.String()), false
+}
+
 // StartTcpdump records the TCP frames that cross the interface ifname of
 // ns into a pcap file in a temporary directory of the test, with tcpdump
 // (snap length 128, nanosecond timestamps: the kernel's, the same that
@@ -52,18 +66,11 @@ func StartTcpdump(tb testing.TB, ns *NetNS, ifname string) (stop func() string) 
 		cancel()
 		tb.Fatalf("start tcpdump: %v", err)
 	}
-	lines := bufio.NewScanner(stderr)
-	var head strings.Builder
-	for lines.Scan() {
-		head.WriteString(lines.Text() + "\n")
-		if strings.Contains(lines.Text(), "listening on") {
-			break
-		}
-	}
-	if !strings.Contains(head.String(), "listening on") {
+	head, ok := TcpdumpListening(bufio.NewScanner(stderr))
+	if !ok {
 		cancel()
 		_ = cmd.Wait()
-		tb.Fatalf("start tcpdump on %s in netns %q: %s", ifname, ns.Name(), strings.TrimSpace(head.String()))
+		tb.Fatalf("start tcpdump on %s in netns %q: %s", ifname, ns.Name(), head)
 	}
 	tail := make(chan string, 1)
 	go func() {

@@ -318,17 +318,10 @@ func startTcpdump(ctx context.Context, ns *testbed.NetNS, ifname, file string, s
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start tcpdump: %w", err)
 	}
-	lines := bufio.NewScanner(stderr)
-	var head strings.Builder
-	for lines.Scan() {
-		head.WriteString(lines.Text() + "\n")
-		if strings.Contains(lines.Text(), "listening on") {
-			break
-		}
-	}
-	if !strings.Contains(head.String(), "listening on") {
+	head, ok := testbed.TcpdumpListening(bufio.NewScanner(stderr))
+	if !ok {
 		_ = cmd.Wait()
-		return nil, fmt.Errorf("start tcpdump: %s", strings.TrimSpace(head.String()))
+		return nil, fmt.Errorf("start tcpdump: %s", head)
 	}
 	tail := make(chan string, 1)
 	go func() {
