@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -136,15 +137,24 @@ func (d *daemon) terminate(tb testing.TB, limit time.Duration) (time.Duration, i
 var (
 	logMetricRE = regexp.MustCompile(`\bmsg=metric .*?\bname=(\S+)`)
 	logCheckRE  = regexp.MustCompile(`\bmsg="service check" name=(\S+)`)
+	// A distribution's bucket is logged once, with its count of samples
+	// as the tag count:N; datadog-go may split its values over lines.
+	logDistRE = regexp.MustCompile(`\bmsg=metric type=distribution .*\bcount:(\d+)`)
 )
 
 // submitted counts, by name, the metrics and service checks that the
-// daemon logged as sent. Service checks are counted under "_sc|" + name.
+// daemon logged as sent: the values of a distribution, the calls of the
+// other metrics. Service checks are counted under "_sc|" + name.
 func (d *daemon) submitted() map[string]int {
 	n := map[string]int{}
 	for _, l := range strings.Split(d.log.String(), "\n") {
 		if m := logMetricRE.FindStringSubmatch(l); m != nil {
-			n[m[1]]++
+			if c := logDistRE.FindStringSubmatch(l); c != nil {
+				k, _ := strconv.Atoi(c[1])
+				n[m[1]] += k
+			} else {
+				n[m[1]]++
+			}
 		} else if m := logCheckRE.FindStringSubmatch(l); m != nil {
 			n["_sc|"+m[1]]++
 		}

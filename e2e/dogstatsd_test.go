@@ -298,16 +298,20 @@ func (s *dogstatsd) waitServiceChecks(ctx context.Context, tb testing.TB, name s
 type dsdLine struct {
 	typ   string // "g", "c" and the other metric types, or "_sc"
 	name  string
-	value float64 // of a metric; the status of a service check
-	tags  []string
-	msg   string // of a service check
-	text  string
-	at    time.Time // when the server received it, if known
+	value float64 // of a metric (its first value); the status of a service check
+	// values are a metric's values: several on a distribution's line
+	// (v1:v2:...|d, which the Agent reads since 7.25), one otherwise.
+	values []float64
+	tags   []string
+	msg    string // of a service check
+	text   string
+	at     time.Time // when the server received it, if known
 }
 
 func (l dsdLine) String() string { return l.text }
 
 // parseLine parses a DogStatsD datagram line: name:value|type|@rate|#tags
+// (name:v1:v2:...|d|#tags for a distribution's values)
 // or _sc|name|status|d:ts|h:host|#tags|m:message, either followed by
 // |c:container and |e:env.
 func parseLine(text string) (dsdLine, error) {
@@ -334,11 +338,17 @@ func parseLine(text string) (dsdLine, error) {
 		if len(fields) < 2 {
 			return l, fmt.Errorf("metric %q: no type", text)
 		}
-		v, err := strconv.ParseFloat(fields[0], 64)
-		if err != nil {
-			return l, fmt.Errorf("metric %q: value: %w", text, err)
+		for _, f := range strings.Split(fields[0], ":") {
+			v, err := strconv.ParseFloat(f, 64)
+			if err != nil {
+				return l, fmt.Errorf("metric %q: value: %w", text, err)
+			}
+			l.values = append(l.values, v)
 		}
-		l.name, l.value, l.typ = name, v, fields[1]
+		if len(l.values) > 1 && fields[1] != "d" {
+			return l, fmt.Errorf("metric %q: several values on a line of type %s", text, fields[1])
+		}
+		l.name, l.value, l.typ = name, l.values[0], fields[1]
 		fields = fields[2:]
 	}
 	for _, f := range fields {

@@ -210,7 +210,10 @@ func received(tb testing.TB, s *dogstatsd) []dsdLine {
 		if strings.HasPrefix(l.name, "datadog.dogstatsd.client.") || l.name == barrierMetric {
 			continue
 		}
-		if l.typ != "_sc" && rl.events != 1 {
+		// statsd_exporter reads one value a line where a line has
+		// DogStatsD tags: it makes no event of a distribution's line of
+		// several values, which checkRTT checks from the lines.
+		if l.typ != "_sc" && rl.events != 1 && !(l.typ == "d" && len(l.values) > 1) {
 			tb.Errorf("statsd_exporter made %d events of %q, want 1", rl.events, rl.text)
 		}
 		out = append(out, l)
@@ -220,13 +223,17 @@ func received(tb testing.TB, s *dogstatsd) []dsdLine {
 
 // checkFlushed checks that every metric and service check the daemon logged
 // as sent reached the server, those of its last run before SIGTERM
-// included, and nothing else.
+// included, and nothing else: every value of a distribution, a line of
+// every other metric.
 func checkFlushed(t *testing.T, d *daemon, lines []dsdLine) {
 	got := map[string]int{}
 	for _, l := range lines {
-		if l.typ == "_sc" {
+		switch l.typ {
+		case "_sc":
 			got["_sc|"+l.name]++
-		} else {
+		case "d":
+			got[l.name] += len(l.values)
+		default:
 			got[l.name]++
 		}
 	}
@@ -267,7 +274,7 @@ func checkRTT(t *testing.T, fams map[string]family, lines []dsdLine, ref testbed
 	labels := map[string]string{"src": clientAddr, "dst": serverAddr, "iface": "tap0", "env": "e2e"}
 	v := map[string]float64{}
 	for name, typ := range check.Metrics() {
-		if strings.HasPrefix(name, "system.net.tcp.rtt") {
+		if strings.HasPrefix(name, "system.net.tcp.rtt") && typ != check.TypeDistribution {
 			v[name] = only(t, fams, name, typ, labels)
 		}
 	}
@@ -327,11 +334,23 @@ func checkRTT(t *testing.T, fams map[string]family, lines []dsdLine, ref testbed
 	floor := ms(2*delay) * 0.99
 	var sum float64
 	var p50s []string
+	var dist []float64 // every value of the distribution's lines
 	for _, l := range lines {
 		switch l.name {
 		case check.MetricRTTSamples:
 			sum += l.value
 		case check.MetricRTTJitter:
+		case check.MetricRTTDistribution:
+			if l.typ != "d" || !slices.Equal(l.tags, []string{"src:" + clientAddr, "dst:" + serverAddr, "iface:tap0", "env:e2e"}) || strings.Contains(l.text, "|@") {
+				t.Errorf("%q: want a |d line with the RTT's tags and no sample rate (the client would sample)", l)
+			}
+			for _, x := range l.values {
+				if x < floor {
+					t.Errorf("%q: a value below the configured RTT %v, less 1 %%", l, 2*delay)
+					break
+				}
+			}
+			dist = append(dist, l.values...)
 		case check.MetricRTTP50:
 			p50s = append(p50s, fmt.Sprintf("%.2f", l.value))
 			fallthrough
@@ -345,6 +364,11 @@ func checkRTT(t *testing.T, fams map[string]family, lines []dsdLine, ref testbed
 	if got := v[check.MetricRTTSamples]; got != sum {
 		t.Errorf("%s %v, want %v, the sum of the counts sent", check.MetricRTTSamples, got, sum)
 	}
+	// The distribution carries each sample once: as many values as the
+	// counts of samples add up to.
+	if float64(len(dist)) != sum {
+		t.Errorf("%s: %d values, want %v, one per sample (the sum of %s)", check.MetricRTTDistribution, len(dist), sum, check.MetricRTTSamples)
+	}
 	// Every request and response gives a sample at least.
 	if got := v[check.MetricRTTSamples]; got < float64(requests) {
 		t.Errorf("%s %v, want at least %d", check.MetricRTTSamples, got, requests)
@@ -355,9 +379,22 @@ func checkRTT(t *testing.T, fams map[string]family, lines []dsdLine, ref testbed
 // crossed the captured interface.
 func checkTelemetry(t *testing.T, fams map[string]family, lines []dsdLine, frames uint64) {
 	labels := map[string]string{"iface": "tap0", "env": "e2e"}
+	// The TCP counts are per peer, tagged as the RTT; resets also by
+	// which side sent them.
+	peer := map[string]string{"src": clientAddr, "dst": serverAddr, "iface": "tap0", "env": "e2e"}
 	v := map[string]float64{}
 	for name, typ := range check.Metrics() {
-		if !strings.HasPrefix(name, "system.net.tcp.rtt") {
+		switch {
+		case strings.HasPrefix(name, "system.net.tcp.rtt"):
+		case name == check.MetricResets:
+			for _, sender := range []string{"local", "remote"} {
+				l := maps.Clone(peer)
+				l["sender"] = sender
+				v[name+"{sender:"+sender+"}"] = seriesOf(t, fams, name, typ, l)
+			}
+		case strings.HasPrefix(name, "go_metro.tcp."):
+			v[name] = only(t, fams, name, typ, peer)
+		default:
 			v[name] = only(t, fams, name, typ, labels)
 		}
 	}
@@ -386,6 +423,16 @@ func checkTelemetry(t *testing.T, fams map[string]family, lines []dsdLine, frame
 	// keeps closed flows for a while.
 	if a, conns := v[check.MetricFlowsActive], 2+bulkTransfers; a < 0 || a > float64(conns) {
 		t.Errorf("%s %v, want between 0 and %d", check.MetricFlowsActive, a, conns)
+	}
+	// The client opened every connection, each answered, none reset.
+	if got, conns := v[check.MetricConnectionsOpened], 2+bulkTransfers; got != float64(conns) {
+		t.Errorf("%s %v, want the %d connections of the traffic", check.MetricConnectionsOpened, got, conns)
+	}
+	for _, name := range []string{check.MetricConnectionsRefused, check.MetricConnectionTimeouts,
+		check.MetricResets + "{sender:local}", check.MetricResets + "{sender:remote}"} {
+		if v[name] != 0 {
+			t.Errorf("%s %v, want 0", name, v[name])
+		}
 	}
 }
 
@@ -503,6 +550,39 @@ func checkServiceCheck(t *testing.T, fams map[string]family, s *dogstatsd) {
 	t.Logf("%d service checks, the last %q; statsd_exporter_sample_errors_total %v", len(scs), scs[len(scs)-1], errs.series)
 }
 
+// seriesOf returns the value of the series of the DogStatsD metric name
+// with labels, after checking its type (check.TypeGauge or
+// check.TypeCount), among the metric's series.
+func seriesOf(t *testing.T, fams map[string]family, name, typ string, labels map[string]string) float64 {
+	t.Helper()
+	prom := escapeName(name)
+	f, ok := fams[prom]
+	if !ok {
+		t.Errorf("%s (%s) did not arrive", name, prom)
+		return math.NaN()
+	}
+	if want := promType(typ); f.typ != want {
+		t.Errorf("%s: type %v, want %v", prom, f.typ, want)
+	}
+	for _, s := range f.series {
+		got := maps.Clone(s.labels)
+		delete(got, "container_id") // see only
+		if maps.Equal(got, labels) {
+			return s.value
+		}
+	}
+	t.Errorf("%s: no series with labels %v: %v", prom, labels, f.series)
+	return math.NaN()
+}
+
+// promType is the type statsd_exporter gives a metric of check type typ.
+func promType(typ string) dto.MetricType {
+	if typ == check.TypeCount {
+		return dto.MetricType_COUNTER
+	}
+	return dto.MetricType_GAUGE
+}
+
 // only returns the value of the one series of the DogStatsD metric name,
 // after checking its type (check.TypeGauge or check.TypeCount) and labels.
 func only(t *testing.T, fams map[string]family, name, typ string, labels map[string]string) float64 {
@@ -513,11 +593,7 @@ func only(t *testing.T, fams map[string]family, name, typ string, labels map[str
 		t.Errorf("%s (%s) did not arrive", name, prom)
 		return math.NaN()
 	}
-	wantType := dto.MetricType_GAUGE
-	if typ == check.TypeCount {
-		wantType = dto.MetricType_COUNTER
-	}
-	if f.typ != wantType {
+	if wantType := promType(typ); f.typ != wantType {
 		t.Errorf("%s: type %v, want %v", prom, f.typ, wantType)
 	}
 	if len(f.series) != 1 {

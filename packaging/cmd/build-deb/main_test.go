@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -318,14 +319,23 @@ func checkCap(t *testing.T, root, bin string, want bool) {
 func captureOnLo(t *testing.T, bin, how string, can bool, args ...string) {
 	t.Helper()
 	args = append(args, bin, "check", "--interface", "lo", "--runs", "3", "--interval", "300ms")
-	got := command(t, "setpriv", args...)
+	var stdout, stderr bytes.Buffer
+	cmd := exec.Command("setpriv", args...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if err != nil && !errors.As(err, &exit) {
+		t.Fatalf("setpriv %s: %v", strings.Join(args, " "), err)
+	}
+	got := stdout.String() + stderr.String()
 	denied := strings.Contains(got, "operation not permitted: grant CAP_NET_RAW")
 	capturing := strings.Contains(got, "interface lo, capture capturing")
-	if can && (denied || !capturing) {
-		t.Errorf("go-metro check %s: cannot capture:\n%s", how, got)
+	// go-metro check exits 1 when the capture cannot start, 0 otherwise.
+	if can && (denied || !capturing || err != nil) {
+		t.Errorf("go-metro check %s: cannot capture (%v):\n%s", how, err, got)
 	}
-	if !can && (!denied || capturing) {
-		t.Errorf("go-metro check %s: captures, or fails for another reason than the permission:\n%s", how, got)
+	if !can && (!denied || capturing || exit == nil || exit.ExitCode() != 1) {
+		t.Errorf("go-metro check %s: captures, or fails for another reason than the permission, or does not exit 1 (%v):\n%s", how, err, got)
 	}
 }
 
