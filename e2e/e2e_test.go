@@ -210,11 +210,11 @@ func received(tb testing.TB, s *dogstatsd) []dsdLine {
 		if strings.HasPrefix(l.name, "datadog.dogstatsd.client.") || l.name == barrierMetric {
 			continue
 		}
-		// statsd_exporter reads one value a line where a line has
-		// DogStatsD tags: it makes no event of a distribution's line of
-		// several values, which checkRTT checks from the lines.
-		if l.typ != "_sc" && rl.events != 1 && !(l.typ == "d" && len(l.values) > 1) {
-			tb.Errorf("statsd_exporter made %d events of %q, want 1", rl.events, rl.text)
+		// statsd_exporter makes an event of each value: one a line, but
+		// for a distribution's line of several values (DogStatsD's
+		// extended aggregation).
+		if l.typ != "_sc" && rl.events != len(l.values) {
+			tb.Errorf("statsd_exporter made %d events of %q, want %d", rl.events, rl.text, len(l.values))
 		}
 		out = append(out, l)
 	}
