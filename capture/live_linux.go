@@ -181,6 +181,7 @@ func (l *Live) Health() Health {
 		LastError:     l.lastErr,
 		LastErrorTime: l.lastErrTime,
 		Failures:      l.failures,
+		Panics:        l.panics.Load(), // read with lastErr: see recordPanic
 	}
 	for _, k := range slices.Sorted(maps.Keys(l.warnings)) {
 		h.Warnings = append(h.Warnings, l.warnings[k])
@@ -191,7 +192,6 @@ func (l *Live) Health() Health {
 		h.KernelPackets += w.packets.Load()
 		h.KernelDrops += w.drops.Load()
 	}
-	h.Panics = l.panics.Load()
 	h.Unresolved = l.peers.Load().Unresolved()
 	return h
 }
@@ -213,6 +213,16 @@ func (l *Live) fail(err error) {
 	l.lastErr = err
 	l.lastErrTime = time.Now()
 	l.failures++
+	l.mu.Unlock()
+}
+
+// recordPanic counts a recovered panic and makes err, which reports it,
+// the last error, at once: a Health that counts the panic carries its
+// error, however long the capture takes to close and reopen.
+func (l *Live) recordPanic(err error) {
+	l.mu.Lock()
+	l.panics.Add(1)
+	l.lastErr, l.lastErrTime = err, time.Now()
 	l.mu.Unlock()
 }
 
@@ -246,17 +256,14 @@ func (l *Live) runRecovered(ctx context.Context, name string, fn func(context.Co
 	defer func() {
 		if r := recover(); r != nil {
 			panicked = true
-			l.panics.Add(1)
 			buf := make([]byte, 4096)
 			buf = buf[:runtime.Stack(buf, false)]
 			err := fmt.Errorf("capture on %s: %s goroutine panicked: %v (recovered; restarting it): %s", l.cfg.Interface, name, r, firstLines(buf, 12))
+			// For another goroutine than the capture's, the socket is
+			// still open and read: the panic is reported without the
+			// state of a failed capture, which only a reopen would clear.
+			l.recordPanic(err)
 			if name != "capture" {
-				// The socket is still open and read: report the panic
-				// without the state of a failed capture, which only a
-				// reopen would clear.
-				l.mu.Lock()
-				l.lastErr, l.lastErrTime = err, time.Now()
-				l.mu.Unlock()
 				return
 			}
 			l.fail(err)
@@ -448,10 +455,10 @@ func (e *panicError) Error() string { return e.msg }
 func (l *Live) readRecovered(w *worker, r *ring.Ring, link LinkType, fl FilterLink, gen uint64, opened time.Time, ok *atomic.Bool, done <-chan struct{}) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			l.panics.Add(1)
 			buf := make([]byte, 4096)
 			buf = buf[:runtime.Stack(buf, false)]
 			err = &panicError{fmt.Sprintf("capture on %s: capture goroutine panicked: %v (recovered; restarting it): %s", l.cfg.Interface, p, firstLines(buf, 12))}
+			l.recordPanic(err) // captureLoop records the failure once the attempt has closed
 			w.engine.resetFlows()
 		}
 	}()

@@ -312,6 +312,7 @@ func TestLivePanicRecovered(t *testing.T) {
 	l, log := startLive(t, pair.Client, pair.ClientIf, func(c *LiveConfig) {
 		c.Engine.OnSample = func(Sample) { once.Do(func() { panic("injected by the test") }) }
 	})
+	failures := l.Health().Failures
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := testbed.RequestResponse(ctx, pair.Path4(), testbed.RequestResponseConfig{Count: 5}); err != nil {
@@ -322,15 +323,23 @@ func TestLivePanicRecovered(t *testing.T) {
 	if h.LastError == nil || !strings.Contains(h.LastError.Error(), "injected by the test") {
 		t.Errorf("last error %v should carry the panic", h.LastError)
 	}
-	waitFor(t, 5*time.Second, "capture to resume", func() bool { return l.Health().State == StateCapturing })
+	// The attempt that panicked closes its socket, counts as a failure,
+	// and the capture reopens: until then it may still say capturing.
+	waitFor(t, 5*time.Second, "capture to resume", func() bool {
+		h := l.Health()
+		return h.Failures > failures && h.State == StateCapturing
+	})
 	log.take()
 	if err := testbed.RequestResponse(ctx, pair.Path4(), testbed.RequestResponseConfig{Count: 5}); err != nil {
 		t.Fatal(err)
 	}
-	flushWait()
-	if len(log.take()) == 0 {
-		t.Error("no samples after the recovered panic")
-	}
+	// The ring hands over its block within 64 ms; a busy machine may
+	// take longer to process it.
+	var n int
+	waitFor(t, 5*time.Second, "samples after the recovered panic", func() bool {
+		n += len(log.take())
+		return n > 0
+	})
 }
 
 // TestLiveStop checks that Stop ends every goroutine within a second and
