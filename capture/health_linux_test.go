@@ -28,12 +28,7 @@ import (
 func requireTools(t *testing.T, tools ...string) {
 	t.Helper()
 	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatalf("%s is missing: CI must install it (apt-get install %s)", tool, tool)
-			}
-			t.Skipf("%s is missing: install it with apt-get install %s", tool, tool)
-		}
+		testbed.RequireTool(t, tool, tool)
 	}
 }
 

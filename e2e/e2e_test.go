@@ -555,14 +555,9 @@ func checkServiceCheck(t *testing.T, fams map[string]family, s *dogstatsd) {
 // check.TypeCount), among the metric's series.
 func seriesOf(t *testing.T, fams map[string]family, name, typ string, labels map[string]string) float64 {
 	t.Helper()
-	prom := escapeName(name)
-	f, ok := fams[prom]
+	prom, f, ok := familyOf(t, fams, name, typ)
 	if !ok {
-		t.Errorf("%s (%s) did not arrive", name, prom)
 		return math.NaN()
-	}
-	if want := promType(typ); f.typ != want {
-		t.Errorf("%s: type %v, want %v", prom, f.typ, want)
 	}
 	for _, s := range f.series {
 		got := maps.Clone(s.labels)
@@ -573,6 +568,22 @@ func seriesOf(t *testing.T, fams map[string]family, name, typ string, labels map
 	}
 	t.Errorf("%s: no series with labels %v: %v", prom, labels, f.series)
 	return math.NaN()
+}
+
+// familyOf returns the Prometheus name and family of the DogStatsD metric
+// name, after checking that it arrived with the type of check type typ.
+func familyOf(t *testing.T, fams map[string]family, name, typ string) (string, family, bool) {
+	t.Helper()
+	prom := escapeName(name)
+	f, ok := fams[prom]
+	if !ok {
+		t.Errorf("%s (%s) did not arrive", name, prom)
+		return prom, f, false
+	}
+	if want := promType(typ); f.typ != want {
+		t.Errorf("%s: type %v, want %v", prom, f.typ, want)
+	}
+	return prom, f, true
 }
 
 // promType is the type statsd_exporter gives a metric of check type typ.
@@ -587,14 +598,9 @@ func promType(typ string) dto.MetricType {
 // after checking its type (check.TypeGauge or check.TypeCount) and labels.
 func only(t *testing.T, fams map[string]family, name, typ string, labels map[string]string) float64 {
 	t.Helper()
-	prom := escapeName(name)
-	f, ok := fams[prom]
+	prom, f, ok := familyOf(t, fams, name, typ)
 	if !ok {
-		t.Errorf("%s (%s) did not arrive", name, prom)
 		return math.NaN()
-	}
-	if wantType := promType(typ); f.typ != wantType {
-		t.Errorf("%s: type %v, want %v", prom, f.typ, wantType)
 	}
 	if len(f.series) != 1 {
 		t.Errorf("%s: %d series, want 1: %v", prom, len(f.series), f.series)
