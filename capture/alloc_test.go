@@ -76,6 +76,15 @@ func TestNoAllocs(t *testing.T) {
 		if after.Samples == before.Samples {
 			t.Errorf("no samples: %v", after)
 		}
+		// The same rounds as a batch, as a ring block is processed.
+		allocs = testing.AllocsPerRun(200, func() {
+			e.BeginBatch()
+			round()
+			e.EndBatch()
+		})
+		if allocs != 0 {
+			t.Errorf("Process in a batch: %v allocs per round, want 0", allocs)
+		}
 	})
 	for _, mc := range mixCases {
 		t.Run("process/"+mc.name, func(t *testing.T) {

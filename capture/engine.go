@@ -149,9 +149,21 @@ type Engine struct {
 	namesSeen  *Peers
 	groupGen   uint32 // bumped when the host names change
 
+	// The packet path counts in pend, and adds pend to the atomic
+	// counters that Stats reads at the end of each Process call, or of
+	// each batch (BeginBatch): an atomic add is a full memory barrier on
+	// amd64, which is dear at a few per packet.
+	pend                              counts
+	batch                             bool // between BeginBatch and EndBatch
 	packets, tcpPackets, decodeErrors atomic.Uint64
 	samples, discarded, copies, steps atomic.Uint64
 	countsDropped                     atomic.Uint64
+}
+
+// counts are the packet path's counters not yet added to the Engine's
+// atomic ones.
+type counts struct {
+	packets, tcpPackets, decodeErrors, samples, discarded, copies uint64
 }
 
 // NewEngine returns an Engine configured by cfg.
@@ -243,15 +255,69 @@ func (e *Engine) ProcessNano(link LinkType, data []byte, wireLen int, t int64) {
 // unknown; a Linux cooked header's device is used then), which tells a
 // copy of a segment seen on a second device from a retransmission.
 func (e *Engine) ProcessDev(link LinkType, data []byte, wireLen int, t int64, dev Device) {
-	e.packets.Add(1)
+	e.process(link, data, wireLen, t, dev)
+	if !e.batch {
+		e.publish()
+	}
+}
+
+// BeginBatch starts a batch of packets, which EndBatch ends: a live
+// capture makes each ring block a batch. Within a batch, Process takes the
+// aggregator's lock once for the whole batch rather than once for each
+// sample, and adds to the counters that Stats reads once, at EndBatch;
+// Drain waits for the batch to end. Call both from the packet goroutine,
+// and end every batch (defer EndBatch), or Drain blocks for good.
+func (e *Engine) BeginBatch() {
+	if e.batch {
+		return
+	}
+	e.agg.hold()
+	e.batch = true
+}
+
+// EndBatch ends the batch that BeginBatch started; without one it does
+// nothing.
+func (e *Engine) EndBatch() {
+	if !e.batch {
+		return
+	}
+	e.batch = false
+	e.publish()
+	e.agg.release()
+}
+
+// publish adds the pending counts to the counters that Stats reads.
+func (e *Engine) publish() {
+	c := &e.pend
+	e.packets.Add(c.packets)
+	if c.tcpPackets != 0 {
+		e.tcpPackets.Add(c.tcpPackets)
+	}
+	if c.decodeErrors != 0 {
+		e.decodeErrors.Add(c.decodeErrors)
+	}
+	if c.samples != 0 {
+		e.samples.Add(c.samples)
+	}
+	if c.discarded != 0 {
+		e.discarded.Add(c.discarded)
+	}
+	if c.copies != 0 {
+		e.copies.Add(c.copies)
+	}
+	*c = counts{}
+}
+
+func (e *Engine) process(link LinkType, data []byte, wireLen int, t int64, dev Device) {
+	e.pend.packets++
 	p := &e.pkt
 	if err := Decode(link, data, wireLen, p); err != nil {
 		if IsDecodeError(err) {
-			e.decodeErrors.Add(1)
+			e.pend.decodeErrors++
 		}
 		return
 	}
-	e.tcpPackets.Add(1)
+	e.pend.tcpPackets++
 	if p.Dev != 0 {
 		// The link header's device (Linux cooked captures) is the most
 		// specific; the capture's interface index completes SLL v1's.
@@ -287,7 +353,7 @@ func (e *Engine) outgoing(p *Packet, t int64, dev Device) {
 		return
 	}
 	if f.seen[dirOut].isCopy(dev, segmentSig(p), t) {
-		e.copies.Add(1)
+		e.pend.copies++
 		return
 	}
 	closed := f.closed
@@ -323,7 +389,7 @@ func (e *Engine) incoming(p *Packet, t int64, dev Device) {
 		return // nothing of ours to time on a flow we never sent on
 	}
 	if f.seen[dirIn].isCopy(dev, segmentSig(p), t) {
-		e.copies.Add(1)
+		e.pend.copies++
 		return
 	}
 	e.flows.touch(f, e.mono, f.closed || p.Flags&(FlagFIN|FlagRST) != 0)
@@ -454,17 +520,17 @@ func (e *Engine) record(f *flow) *peerRec {
 // emit checks one raw sample of e.cur and records it.
 func (e *Engine) emit(rtt int64, m Method, epoch uint8) {
 	if rtt < 0 || rtt > e.maxRTT || epoch != e.epoch || e.quarantine {
-		e.discarded.Add(1)
+		e.pend.discarded++
 		return
 	}
 	f := e.cur
 	r := e.record(f)
 	if r == nil {
-		e.discarded.Add(1) // a new peer beyond MaxPeers
+		e.pend.discarded++ // a new peer beyond MaxPeers
 		return
 	}
 	e.agg.add(r, rtt, m, e.curTime, e.mono)
-	e.samples.Add(1)
+	e.pend.samples++
 	if e.onSample != nil {
 		e.onSample(Sample{
 			Time:   time.Unix(0, e.curTime),

@@ -525,8 +525,11 @@ func (l *Live) read(w *worker, r *ring.Ring, link LinkType, fl FilterLink, gen u
 
 // processBlock runs the frames of a ring block through e, each with its
 // device: on "any", the interface index and packet type tell copies of a
-// segment on the devices it crosses apart. It does not allocate.
+// segment on the devices it crosses apart. The block is one batch of the
+// engine (BeginBatch), ended even if a frame panics. It does not allocate.
 func processBlock(e *Engine, link LinkType, blk *ring.Block, f *ring.Frame) {
+	e.BeginBatch()
+	defer e.EndBatch()
 	for blk.Next(f) {
 		e.ProcessDev(link, f.Data, f.Len, f.Time, MakeDevice(uint32(f.Ifindex), uint8(f.PktType)))
 	}

@@ -323,6 +323,19 @@ func TestLivePanicRecovered(t *testing.T) {
 	if h.LastError == nil || !strings.Contains(h.LastError.Error(), "injected by the test") {
 		t.Errorf("last error %v should carry the panic", h.LastError)
 	}
+	// The panic came in the middle of a ring block, which is a batch of
+	// the engine and holds the lock that Drain takes: it must have been
+	// given back.
+	drained := make(chan struct{})
+	go func() {
+		l.Drain(nil)
+		close(drained)
+	}()
+	select {
+	case <-drained:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Drain blocked after a panic inside a ring block")
+	}
 	// The attempt that panicked closes its socket, counts as a failure,
 	// and the capture reopens: until then it may still say capturing.
 	waitFor(t, 5*time.Second, "capture to resume", func() bool {

@@ -252,6 +252,7 @@ func replayRead(tb testing.TB, path string) int {
 		tb.Fatal(err)
 	}
 	defer s.Close()
+	e.BeginBatch() // as go-metro replay does
 	for {
 		data, link, wireLen, t, dev, err := s.ReadFrameNano()
 		if err == io.EOF {
@@ -262,6 +263,7 @@ func replayRead(tb testing.TB, path string) int {
 		}
 		e.ProcessDev(link, data, wireLen, t, dev)
 	}
+	e.EndBatch()
 	peers := e.Drain(nil)
 	st := e.Stats()
 	// Every ACK gives a timestamp and a seq/ack sample.

@@ -422,6 +422,7 @@ type aggregator struct {
 	endBuf    []int
 
 	mu    sync.Mutex
+	held  bool        // packet goroutine only: a batch holds mu (hold)
 	dirty []*peerRec  // guarded by mu: the records with an interval
 	spare []*peerRec  // guarded by mu: an empty slice for the next swap
 	free  []*interval // guarded by mu: reset intervals for reuse
@@ -463,6 +464,33 @@ func (a *aggregator) record(k PeerKey, now int64) *peerRec {
 	return r
 }
 
+// hold takes mu for a batch of packets: until release, the packet
+// goroutine's lock and unlock do nothing.
+func (a *aggregator) hold() {
+	a.mu.Lock()
+	a.held = true
+}
+
+// release gives back the mu that hold took.
+func (a *aggregator) release() {
+	a.held = false
+	a.mu.Unlock()
+}
+
+// lock takes mu for the packet goroutine, unless a batch holds it.
+func (a *aggregator) lock() {
+	if !a.held {
+		a.mu.Lock()
+	}
+}
+
+// unlock gives back what lock took.
+func (a *aggregator) unlock() {
+	if !a.held {
+		a.mu.Unlock()
+	}
+}
+
 // intervalLocked returns r's interval, taking one for it if it has none.
 // a.mu must be held.
 func (a *aggregator) intervalLocked(r *peerRec) *interval {
@@ -496,7 +524,7 @@ func (a *aggregator) add(r *peerRec, rtt int64, m Method, t, now int64) {
 	}
 	r.active = now
 
-	a.mu.Lock()
+	a.lock()
 	iv := a.intervalLocked(r)
 	if iv.count == 0 || rtt < iv.min {
 		iv.min = rtt
@@ -510,7 +538,7 @@ func (a *aggregator) add(r *peerRec, rtt int64, m Method, t, now int64) {
 	iv.lastTime = t
 	iv.srtt, iv.rttvar = r.srtt, r.rttvar
 	iv.sketch.add(v / 1e3) // µs
-	a.mu.Unlock()
+	a.unlock()
 }
 
 // countField selects one of TCPCounts' counters.
@@ -529,7 +557,7 @@ const (
 // count adds one to a TCP counter of r; now is the engine clock.
 func (a *aggregator) count(r *peerRec, f countField, now int64) {
 	r.active = now
-	a.mu.Lock()
+	a.lock()
 	c := &a.intervalLocked(r).tcp
 	switch f {
 	case countRetransmit:
@@ -547,15 +575,15 @@ func (a *aggregator) count(r *peerRec, f countField, now int64) {
 	case countZeroWindow:
 		c.ZeroWindows++
 	}
-	a.mu.Unlock()
+	a.unlock()
 }
 
 // expire forgets the records without a sample or count since before,
 // except those with stats not yet drained, so that one drain never reports
 // two records of one key.
 func (a *aggregator) expire(before int64) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	a.lock()
+	defer a.unlock()
 	for k, r := range a.peers {
 		if r.active >= before || r.iv != nil {
 			continue
@@ -575,8 +603,8 @@ func (a *aggregator) expire(before int64) {
 // reset forgets every record, after the flows that point to them were
 // reset too; intervals not yet drained stay for the next drain.
 func (a *aggregator) reset() {
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	a.lock()
+	defer a.unlock()
 	for _, r := range a.peers {
 		r.dead = true
 	}

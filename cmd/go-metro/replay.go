@@ -220,12 +220,16 @@ func (r *replayer) main(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// Nothing drains the engine while the files are read: the whole
+	// replay is one batch.
+	e.BeginBatch()
 	readErrs := eachMerged(srcs, func(f *frame) {
 		e.ProcessDev(f.link, f.data, f.wireLen, f.t, f.dev)
 		if check && !flows.matched {
 			flows.add(f)
 		}
 	})
+	e.EndBatch()
 	var warnings []string
 	for _, src := range srcs {
 		warnings = append(warnings, src.Warnings()...)
