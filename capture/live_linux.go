@@ -409,13 +409,14 @@ func (l *Live) capture(ctx context.Context) (healthy bool, err error) {
 // filter prog attached before the first frame.
 func (l *Live) openRings(link LinkType, prog []bpf.RawInstruction) ([]*ring.Ring, error) {
 	rings := make([]*ring.Ring, 0, len(l.workers))
+	bs, nb := ringGeometry(l.cfg.RingSize, len(l.workers))
 	for i := range l.workers {
 		cfg := ring.Config{
 			Interface: l.cfg.Interface,
 			Dgram:     link == LinkRaw,
 			Filter:    prog,
-			BlockSize: blockSize,
-			NumBlocks: max(l.cfg.RingSize/blockSize/len(l.workers), 4),
+			BlockSize: bs,
+			NumBlocks: nb,
 		}
 		if len(l.workers) > 1 {
 			cfg.Fanout = ring.FanoutNew
@@ -554,9 +555,28 @@ func (l *Live) readStats(w *worker, r *ring.Ring) {
 	w.drops.Store(w.counters.Drops)
 }
 
-// blockSize is the TPACKET_V3 block size: the kernel hands the ring over
-// block by block, after a block fills or its 64 ms timeout.
-const blockSize = 256 << 10
+// Block sizes of the TPACKET_V3 ring: the kernel hands the ring over block
+// by block, after a block fills or its 64 ms timeout, and the reader polls
+// only when it has caught up with the kernel. Large blocks mean fewer
+// wakeups under load: at 500,000 packets/s, 1 MiB blocks took about 15 %
+// less CPU than 256 KiB blocks (BenchmarkLiveCapture).
+const (
+	maxBlockSize = 1 << 20
+	minBlockSize = 256 << 10 // holds a frame of the largest snaplen
+)
+
+// ringGeometry returns the block size and the number of blocks of each
+// worker's ring, for a ring_size shared by workers sockets: the largest
+// block size, from maxBlockSize down to minBlockSize, that gives each
+// ring at least 8 blocks, and at least 4 blocks however small the ring.
+func ringGeometry(ringSize, workers int) (blockSize, blocks int) {
+	per := ringSize / max(workers, 1)
+	blockSize = maxBlockSize
+	for blockSize > minBlockSize && per/blockSize < 8 {
+		blockSize >>= 1
+	}
+	return blockSize, max(per/blockSize, 4)
+}
 
 // device looks at the interface (inside the configured network
 // namespace) and returns the link type of the frames its sockets deliver
