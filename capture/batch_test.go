@@ -74,3 +74,44 @@ func TestBatchDrainWaits(t *testing.T) {
 		t.Fatal("Drain still blocked after EndBatch")
 	}
 }
+
+// TestBatchOnSampleBlocks checks that an OnSample that blocks inside a
+// batch (a slow consumer) does not block Drain: the batch lets go of the
+// aggregator's lock while OnSample runs, and takes it back afterwards.
+func TestBatchOnSampleBlocks(t *testing.T) {
+	m := mixCases[0].build(t)
+	entered, release := make(chan struct{}), make(chan struct{})
+	blocked := false
+	e := NewEngine(Config{Local: mixLocalSet(), OnSample: func(Sample) {
+		if !blocked {
+			blocked = true
+			close(entered)
+			<-release
+		}
+	}})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		e.BeginBatch()
+		for range 30 {
+			m.processNext(e)
+		}
+		e.EndBatch()
+	}()
+	<-entered
+	got := make(chan []PeerStats)
+	go func() { got <- e.Drain(nil) }()
+	select {
+	case <-got:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Drain blocked while OnSample blocked inside a batch")
+	}
+	close(release)
+	<-done
+	if st := e.Stats(); st.Packets != 30 || st.Samples != 10 {
+		t.Errorf("stats after the batch: %v, want 30 packets and 10 samples", st)
+	}
+	if p := e.Drain(nil); len(p) != 1 || p[0].Count != 9 {
+		t.Errorf("second Drain: %+v, want the 9 samples after the first Drain", p)
+	}
+}

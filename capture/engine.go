@@ -283,7 +283,9 @@ func (e *Engine) EndBatch() {
 	}
 	e.batch = false
 	e.publish()
-	e.agg.release()
+	if e.agg.held { // it is, unless a panic came between emit's release and hold
+		e.agg.release()
+	}
 }
 
 // publish adds the pending counts to the counters that Stats reads.
@@ -532,6 +534,12 @@ func (e *Engine) emit(rtt int64, m Method, epoch uint8) {
 	e.agg.add(r, rtt, m, e.curTime, e.mono)
 	e.pend.samples++
 	if e.onSample != nil {
+		// OnSample may block (a slow consumer): a batch lets go of the
+		// aggregator's lock meanwhile, so that Drain never waits for it.
+		if e.agg.held {
+			e.agg.release()
+			defer e.agg.hold()
+		}
 		e.onSample(Sample{
 			Time:   time.Unix(0, e.curTime),
 			Local:  f.key.local(),

@@ -526,15 +526,28 @@ func (l *Live) read(w *worker, r *ring.Ring, link LinkType, fl FilterLink, gen u
 
 // processBlock runs the frames of a ring block through e, each with its
 // device: on "any", the interface index and packet type tell copies of a
-// segment on the devices it crosses apart. The block is one batch of the
-// engine (BeginBatch), ended even if a frame panics. It does not allocate.
+// segment on the devices it crosses apart. The block's frames go through
+// in batches of the engine (BeginBatch) of at most batchFrames, ended even
+// if a frame panics. It does not allocate.
 func processBlock(e *Engine, link LinkType, blk *ring.Block, f *ring.Frame) {
 	e.BeginBatch()
 	defer e.EndBatch()
+	n := 0
 	for blk.Next(f) {
 		e.ProcessDev(link, f.Data, f.Len, f.Time, MakeDevice(uint32(f.Ifindex), uint8(f.PktType)))
+		if n++; n == batchFrames {
+			// A Drain waits for at most this many frames' work.
+			e.EndBatch()
+			e.BeginBatch()
+			n = 0
+		}
 	}
 }
+
+// batchFrames is the most frames of one engine batch (a few tens of µs of
+// work), so that a block of thousands of small frames does not keep Drain
+// waiting for the whole block.
+const batchFrames = 512
 
 // markHealthy records that the open sockets work: failures since the
 // last healthy attempt start again from 0.
