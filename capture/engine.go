@@ -23,7 +23,11 @@ type Config struct {
 	// packet; 0 means DefaultExpTTL.
 	ExpTTL time.Duration
 	// MaxFlows caps the flow table; 0 means DefaultMaxFlows. When it is
-	// full, the least recently seen flow (closed ones first) is evicted.
+	// full, a flow is evicted: closed ones first, the least recently
+	// listed, where a flow seen again since it was listed is listed anew
+	// instead (a second chance, up to 8 flows per eviction), so that a
+	// flood of one-packet flows evicts its own flows before those that
+	// carry traffic.
 	MaxFlows int
 	// MaxPeers caps the peers (local and remote address pairs) whose
 	// smoothed RTT is kept, and the peers of one Drain interval, which

@@ -78,11 +78,11 @@ func (k *flowKey) hash(seed uint64) uint64 {
 
 // flow is one tracked TCP connection, seen from its local end. Flows sit in
 // one of two LRU lists (open, or closed after FIN or RST), least recently
-// listed last, so that expiry and eviction take them from the tail. A flow
-// is moved to the front of its list at most once every listEvery of the
-// engine clock (listed records when), which spares a busy flow the list's
-// pointer writes on every packet; expiry checks lastSeen before removing a
-// flow from the tail.
+// listed last, so that expiry and eviction take them from the tail. A
+// packet does not move its flow (which would write to two other flows'
+// memory); expiry and eviction check lastSeen against listed at the tail
+// and move a flow seen since it was listed to the front instead
+// (flowList.victim).
 //
 // The fields the packet path reads come first; the inline records of
 // timed segments, read only when a segment is timed or answered, last.
@@ -109,10 +109,6 @@ type flow struct {
 func (k *flowKey) eq(o *flowKey) bool {
 	return k.l[0] == o.l[0] && k.l[1] == o.l[1] && k.r[0] == o.r[0] && k.r[1] == o.r[1] && k.ports == o.ports
 }
-
-// listEvery is how long a flow stays where it is in its LRU list before a
-// packet moves it to the front again.
-const listEvery = int64(time.Second)
 
 // Directions of a segment within a flow.
 const (
@@ -209,6 +205,37 @@ func (l *flowList) pushFront(f *flow) {
 	}
 	l.head = f
 	l.n++
+}
+
+// secondChances is how many flows seen since they were listed an eviction
+// moves to the front before it takes the tail whatever its last packet.
+const secondChances = 8
+
+// victim returns the flow to evict from l, nil if l is empty: the tail,
+// after moving to the front up to secondChances tails that were seen
+// after they were listed. A flood of new flows, seen once each, evicts
+// its own flows before any flow that carries traffic.
+func (l *flowList) victim() *flow {
+	for range secondChances {
+		f := l.tail
+		if f == nil || f.lastSeen <= f.listed || l.n == 1 {
+			return f
+		}
+		l.moveFront(f)
+	}
+	return l.tail
+}
+
+// moveFront moves f, seen since it was listed, to the front of l, listed
+// at its last packet, or at the head's listing if that is later, so that
+// the list stays in order.
+func (l *flowList) moveFront(f *flow) {
+	l.remove(f)
+	f.listed = f.lastSeen
+	if l.head != nil && l.head.listed > f.listed {
+		f.listed = l.head.listed
+	}
+	l.pushFront(f)
 }
 
 func (l *flowList) remove(f *flow) {
@@ -355,8 +382,8 @@ func (t *flowTable) removeSlot(i uint32) {
 // empty.
 const flowChunk = 64
 
-// get returns the flow for k, creating it (and evicting the least recently
-// seen flow when the table is full) if create is set, with now the engine
+// get returns the flow for k, creating it (and evicting a flow when the
+// table is full, flowList.victim) if create is set, with now the engine
 // clock. It does not allocate in steady state.
 func (t *flowTable) get(k *flowKey, create bool, now int64) *flow {
 	h := uint32(k.hash(t.seed))
@@ -369,10 +396,11 @@ func (t *flowTable) get(k *flowKey, create bool, now int64) *flow {
 	}
 	var f *flow
 	if t.n >= t.max {
-		// Reuse the least recently seen flow, closed ones first.
-		f = t.closed.tail
+		// Reuse the least recently listed flow not seen since, closed
+		// ones first.
+		f = t.closed.victim()
 		if f == nil {
-			f = t.open.tail
+			f = t.open.victim()
 		}
 		t.unlink(f)
 		t.syns.kill(f)
@@ -407,11 +435,13 @@ func (t *flowTable) get(k *flowKey, create bool, now int64) *flow {
 }
 
 // touch marks f as seen at time now, and closed if closed, moving it to
-// the front of its list (the closed one if closed) when it changes list
-// or was last moved listEvery ago.
+// the front of the closed list when it closes or opens again. A flow seen
+// again stays where it is in its list: expiry and eviction move it to the
+// front when they find it at the tail (second chance), which spares a busy
+// flow the list's writes to two other flows' cold memory.
 func (t *flowTable) touch(f *flow, now int64, closed bool) {
 	f.lastSeen = now
-	if closed == f.closed && now-f.listed < listEvery && now >= f.listed {
+	if closed == f.closed && now >= f.listed {
 		return
 	}
 	if f.closed {
@@ -467,9 +497,7 @@ func (t *flowTable) expire(idleBefore, closedBefore int64) {
 	}{{&t.open, idleBefore}, {&t.closed, closedBefore}} {
 		for f := c.l.tail; f != nil && f.listed < c.before; f = c.l.tail {
 			if f.lastSeen >= c.before {
-				c.l.remove(f)
-				f.listed = f.lastSeen
-				c.l.pushFront(f)
+				c.l.moveFront(f)
 				continue
 			}
 			t.release(f)

@@ -295,6 +295,20 @@ func TestFlowEvict(t *testing.T) {
 			stats: flowStats{Flows: 3, Created: 4, Evicted: 1},
 		},
 		{
+			// A flow seen since it was listed gets a second chance: the
+			// flows of a flood of new ones, seen once, go first.
+			name:     "second-chance",
+			maxFlows: 3,
+			events: []ev{
+				{0, 1, false, FlagACK}, {1, 1, true, FlagACK},
+				{2, 2, false, FlagACK}, {3, 3, false, FlagACK},
+				{4, 4, false, FlagACK}, // 1 moves to the front; evicts 2
+				{5, 5, false, FlagACK}, // evicts 3
+			},
+			want:  []flowState{{1, false}, {4, false}, {5, false}},
+			stats: flowStats{Flows: 3, Created: 5, Evicted: 2},
+		},
+		{
 			name:     "closed-first",
 			maxFlows: 3,
 			events: []ev{
