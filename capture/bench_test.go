@@ -372,34 +372,21 @@ func BenchmarkDecode(b *testing.B) {
 // BenchmarkProcess measures Engine.ProcessNano per packet (one op is one
 // frame) on a warmed-up engine; the in-place rewrite of the frame's
 // sequence numbers and timestamps is included and costs a few ns.
-func BenchmarkProcess(b *testing.B) {
-	for _, mc := range mixCases {
-		b.Run(mc.name, func(b *testing.B) {
-			m := mc.build(b)
-			e := mixEngine(b, m)
-			before := e.Stats()
-			b.ReportAllocs()
-			for b.Loop() {
-				m.processNext(e)
-			}
-			after := e.Stats()
-			b.ReportMetric(float64(after.Samples-before.Samples)/float64(b.N), "samples/op")
-			if after.SamplesDiscarded != before.SamplesDiscarded || after.DecodeErrors != 0 {
-				b.Fatalf("stats: %v", after)
-			}
-		})
-	}
-}
+func BenchmarkProcess(b *testing.B) { benchProcess(b, 0) }
 
-// processBatchSize is the frames of one batch in BenchmarkProcessBatch: a
-// 1 MiB ring block (live capture's) of 256-byte snapshots holds about
-// 4,000; a quieter link's block ends at its 64 ms timeout with fewer.
+// processBatchSize is the frames of one batch in BenchmarkProcessBatch:
+// live capture takes a ring block's frames in batches of at most 512
+// (batchFrames), fewer when a quiet link's block ends at its timeout.
 const processBatchSize = 256
 
 // BenchmarkProcessBatch is BenchmarkProcess with the frames in batches
 // (Engine.BeginBatch), as live capture processes each ring block and
 // replay its files.
-func BenchmarkProcessBatch(b *testing.B) {
+func BenchmarkProcessBatch(b *testing.B) { benchProcess(b, processBatchSize) }
+
+// benchProcess runs every mix through a warmed-up engine, in batches of
+// batch frames, or frame by frame if batch is 0.
+func benchProcess(b *testing.B, batch int) {
 	for _, mc := range mixCases {
 		b.Run(mc.name, func(b *testing.B) {
 			m := mc.build(b)
@@ -407,10 +394,12 @@ func BenchmarkProcessBatch(b *testing.B) {
 			before := e.Stats()
 			b.ReportAllocs()
 			n := 0
-			e.BeginBatch()
+			if batch > 0 {
+				e.BeginBatch()
+			}
 			for b.Loop() {
 				m.processNext(e)
-				if n++; n == processBatchSize {
+				if n++; n == batch {
 					e.EndBatch()
 					e.BeginBatch()
 					n = 0
