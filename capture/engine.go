@@ -612,12 +612,14 @@ func (e *Engine) expire(n int64) {
 // interval. The Buckets of the stats returned share an array that the
 // next Drain reuses: copy them to keep them longer. It holds the
 // lock that Process takes only to swap two maps, and costs O(peers). Safe
-// for concurrent use.
+// for concurrent use; during a batch (BeginBatch) it waits for the batch
+// to end, so the packet goroutine must not call it inside one.
 func (e *Engine) Drain(dst []PeerStats) []PeerStats {
 	return e.agg.drain(dst)
 }
 
-// Stats returns the counters. Safe for concurrent use.
+// Stats returns the counters. Safe for concurrent use. The packets of a
+// batch (BeginBatch) are in them once the batch ends.
 func (e *Engine) Stats() Stats {
 	return Stats{
 		Packets:          e.packets.Load(),

@@ -127,9 +127,11 @@ var fuzzLinks = [...]LinkType{LinkEthernet, LinkLinuxSLL, LinkLinuxSLL2, LinkRaw
 //
 // Then come frames, each
 //
-//	link byte:  bits 0-3 index fuzzLinks (mod its length); bit 6: wire
-//	            length = captured length + 65536 (a cut BIG TCP packet);
-//	            bit 7: wire length = captured length; else wire length 0
+//	link byte:  bits 0-3 index fuzzLinks (mod its length); bit 5: the
+//	            frame starts a batch (Engine.BeginBatch) or, inside one,
+//	            ends it; bit 6: wire length = captured length + 65536 (a
+//	            cut BIG TCP packet); bit 7: wire length = captured length;
+//	            else wire length 0
 //	int16 BE:   time since the previous frame, in units of 100 µs (may be
 //	            negative: capture time going backwards)
 //	uint16 BE:  frame length (cut to what is left)
@@ -139,6 +141,7 @@ const fuzzTimeUnit = 100 * time.Microsecond
 // fuzzFrame is one frame of a FuzzEngine stream.
 type fuzzFrame struct {
 	link    LinkType
+	batch   bool // starts a batch, or ends the one it is in
 	wireLen int
 	dt      time.Duration
 	data    []byte
@@ -168,7 +171,7 @@ func parseFuzzStream(b []byte) []fuzzFrame {
 		n := int(binary.BigEndian.Uint16(b[3:5]))
 		b = b[5:]
 		n = min(n, len(b))
-		f := fuzzFrame{link: fuzzLinks[int(lb&0x0f)%len(fuzzLinks)], dt: dt, data: b[:n:n]}
+		f := fuzzFrame{link: fuzzLinks[int(lb&0x0f)%len(fuzzLinks)], batch: lb&0x20 != 0, dt: dt, data: b[:n:n]}
 		switch {
 		case lb&0x80 != 0:
 			f.wireLen = n
@@ -190,6 +193,9 @@ func encodeFuzzStream(c byte, frames []fuzzFrame) []byte {
 			panic(fmt.Sprintf("link %v not in fuzzLinks", f.link))
 		}
 		lb := byte(idx)
+		if f.batch {
+			lb |= 0x20
+		}
 		switch f.wireLen {
 		case 0:
 		case len(f.data):
@@ -301,6 +307,9 @@ func fuzzEngineSeeds(tb testing.TB) []fuzzSeed {
 	s.wait(20 * ms).in(tseg{seq: 901, ack: seq + 1, flags: FlagFIN | ack, ts: true, tsval: 52, tsecr: tsv})
 	s.out(tseg{seq: seq + 1, ack: 902, flags: ack, ts: true, tsval: tsv + 1, tsecr: 52})
 	add("eth-ipv4-handshake-ts-bulk-fin", "Ethernet IPv4: active open, bulk data with timestamps ACKed every 2 segments, FIN exchange", 0, s.frames)
+	batched := slices.Clone(s.frames)
+	batched[1].batch, batched[len(batched)-3].batch = true, true
+	add("eth-ipv4-handshake-ts-bulk-fin-batched", "the same, from the SYN-ACK to the FIN in one batch of the engine", 0, batched)
 
 	// A passive open without timestamps, then data timed by seq/ack.
 	s = newStream(tb, LinkEthernet, "[2001:db8::1]:443", "[2001:db8:ffff::7]:50000", 10)
@@ -500,7 +509,13 @@ func FuzzEngine(f *testing.F) {
 		last := now
 		var tcp, decodeErrs uint64
 		var drained []PeerStats
+		inBatch := false
 		for i, fr := range frames {
+			began := fr.batch && !inBatch
+			if began {
+				e.BeginBatch()
+				inBatch = true
+			}
 			now += int64(fr.dt)
 			last = max(last, now)
 			var p Packet
@@ -512,6 +527,10 @@ func FuzzEngine(f *testing.F) {
 			}
 			nsamples := len(samples)
 			e.ProcessNano(fr.link, fr.data, fr.wireLen, now)
+			if fr.batch && !began {
+				e.EndBatch()
+				inBatch = false
+			}
 			for _, s := range samples[nsamples:] {
 				if s.RTT < 0 || s.RTT > maxRTT || !methods.Has(s.Method) || !s.Time.Equal(time.Unix(0, now)) ||
 					!local.Contains(s.Local.Addr()) || s.Local.Addr().Is4() != s.Remote.Addr().Is4() {
@@ -521,11 +540,18 @@ func FuzzEngine(f *testing.F) {
 			if len(samples)-nsamples > 2 {
 				t.Fatalf("frame %d gave %d samples, want at most 2", i, len(samples)-nsamples)
 			}
+			if inBatch {
+				continue // its counts reach Stats when it ends; Drain would wait for it
+			}
 			st := e.Stats()
 			checkFuzzStats(t, st, uint64(i+1), tcp, decodeErrs, uint64(len(samples)), maxFlows)
 			if i%7 == 6 {
 				drained = checkDrain(drained, e.Drain(nil))
 			}
+		}
+		if inBatch {
+			e.EndBatch()
+			checkFuzzStats(t, e.Stats(), uint64(len(frames)), tcp, decodeErrs, uint64(len(samples)), maxFlows)
 		}
 		drained = checkDrain(drained, e.Drain(nil))
 		var count uint64
