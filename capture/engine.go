@@ -266,7 +266,8 @@ func (e *Engine) ProcessDev(link LinkType, data []byte, wireLen int, t int64, de
 }
 
 // BeginBatch starts a batch of packets, which EndBatch ends: a live
-// capture makes each ring block a batch. Within a batch, Process takes the
+// capture takes each ring block in batches of at most 512 frames, and
+// replay its files in one. Within a batch, Process takes the
 // aggregator's lock once for the whole batch rather than once for each
 // sample, and adds to the counters that Stats reads once, at EndBatch;
 // Drain waits for the batch to end. Call both from the packet goroutine,
