@@ -155,10 +155,9 @@ type Engine struct {
 
 	// The packet path counts in pend, and adds pend to the atomic
 	// counters that Stats reads at the end of each Process call, or of
-	// each batch (BeginBatch): an atomic add is a full memory barrier on
-	// amd64, which is dear at a few per packet.
+	// each batch (BeginBatch, which agg.held marks): an atomic add is a
+	// full memory barrier on amd64, which is dear at a few per packet.
 	pend                              counts
-	batch                             bool // between BeginBatch and EndBatch
 	packets, tcpPackets, decodeErrors atomic.Uint64
 	samples, discarded, copies, steps atomic.Uint64
 	countsDropped                     atomic.Uint64
@@ -260,7 +259,7 @@ func (e *Engine) ProcessNano(link LinkType, data []byte, wireLen int, t int64) {
 // copy of a segment seen on a second device from a retransmission.
 func (e *Engine) ProcessDev(link LinkType, data []byte, wireLen int, t int64, dev Device) {
 	e.process(link, data, wireLen, t, dev)
-	if !e.batch {
+	if !e.agg.held {
 		e.publish()
 	}
 }
@@ -273,22 +272,16 @@ func (e *Engine) ProcessDev(link LinkType, data []byte, wireLen int, t int64, de
 // Drain waits for the batch to end. Call both from the packet goroutine,
 // and end every batch (defer EndBatch), or Drain blocks for good.
 func (e *Engine) BeginBatch() {
-	if e.batch {
-		return
+	if !e.agg.held {
+		e.agg.hold()
 	}
-	e.agg.hold()
-	e.batch = true
 }
 
 // EndBatch ends the batch that BeginBatch started; without one it does
 // nothing.
 func (e *Engine) EndBatch() {
-	if !e.batch {
-		return
-	}
-	e.batch = false
-	e.publish()
-	if e.agg.held { // it is, unless a panic came between emit's release and hold
+	if e.agg.held {
+		e.publish()
 		e.agg.release()
 	}
 }

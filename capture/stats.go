@@ -422,7 +422,7 @@ type aggregator struct {
 	endBuf    []int
 
 	mu    sync.Mutex
-	held  bool        // packet goroutine only: a batch holds mu (hold)
+	held  bool        // packet goroutine only: a batch holds mu (hold), but while OnSample runs
 	dirty []*peerRec  // guarded by mu: the records with an interval
 	spare []*peerRec  // guarded by mu: an empty slice for the next swap
 	free  []*interval // guarded by mu: reset intervals for reuse
@@ -598,19 +598,6 @@ func (a *aggregator) expire(before int64) {
 		}
 	}
 	a.npeers.Store(uint64(len(a.peers)))
-}
-
-// reset forgets every record, after the flows that point to them were
-// reset too; intervals not yet drained stay for the next drain.
-func (a *aggregator) reset() {
-	a.lock()
-	defer a.unlock()
-	for _, r := range a.peers {
-		r.dead = true
-	}
-	clear(a.peers)
-	clear(a.ports)
-	a.npeers.Store(0)
 }
 
 // keyedInterval is a drained interval and its key.
