@@ -149,19 +149,18 @@ func (cb *mixConnBuilder) add(kinds ...mixKind) *mixConnBuilder {
 // never reads).
 func (b *mixBuilder) build() *mix {
 	const hdr = 80 // tpacket3_hdr and sockaddr_ll, aligned (TPACKET_ALIGN)
+	snap := func(f *mixFrame) int { return min(len(f.frame), DefaultSnaplen) }
 	size := 0
 	for i := range b.m.frames {
-		size += hdr + (min(len(b.m.frames[i].frame), DefaultSnaplen)+15)&^15
+		size += hdr + (snap(&b.m.frames[i])+15)&^15
 	}
 	b.m.ring = make([]byte, size)
 	off := 0
 	for i := range b.m.frames {
 		f := &b.m.frames[i]
-		n := min(len(f.frame), DefaultSnaplen)
+		n, src := snap(f), f.frame
 		off += hdr
-		src := f.frame
-		f.wire = len(src)
-		f.frame = b.m.ring[off : off+n : off+n]
+		f.wire, f.frame = len(src), b.m.ring[off:off+n:off+n]
 		copy(f.frame, src)
 		off += (n + 15) &^ 15
 	}
