@@ -4,6 +4,8 @@ package testbed
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -44,6 +46,19 @@ func TestReferenceAgreesWithTshark(t *testing.T) {
 	}
 	time.Sleep(100 * time.Millisecond) // the last frames reach both sockets
 	pcap := stop()
+	t.Cleanup(func() {
+		// A failure here is a disagreement on the same frames: keep the
+		// capture (the test's temporary files go) to look at it.
+		if !t.Failed() {
+			return
+		}
+		if data, err := os.ReadFile(pcap); err == nil {
+			kept := filepath.Join(os.TempDir(), "go-metro-reference-failed.pcap")
+			if os.WriteFile(kept, data, 0o644) == nil {
+				t.Logf("capture kept in %s", kept)
+			}
+		}
+	})
 	if err := tr.Close(); err != nil {
 		t.Fatal(err)
 	}
