@@ -116,7 +116,7 @@ func TestReferenceAgreesWithTshark(t *testing.T) {
 				}
 			}
 			mine := ref.Filter(func(s RefSample) bool { return s.Local.Addr() == addr })
-			checkAgainstTshark(t, mine, addr, acks, frames, true)
+			checkAgainstTshark(t, mine, addr, acks, frames)
 		})
 	}
 }

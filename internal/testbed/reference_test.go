@@ -3,6 +3,7 @@ package testbed
 import (
 	"bufio"
 	"bytes"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"net/netip"
@@ -304,21 +305,24 @@ func TestReferenceRecorded(t *testing.T) {
 			for i, f := range frames {
 				byNumber[numbers[i]] = f
 			}
-			checkAgainstTshark(t, ReferenceSamples(frames), local, readRecordedAckRTT(t, tsv), byNumber, !resends(frames))
+			checkAgainstTshark(t, ReferenceSamples(frames), local, readRecordedAckRTT(t, tsv), byNumber)
 		})
 	}
 }
 
 // checkAgainstTshark compares reference samples with tshark's ack_rtt by
-// frame number; frames maps a frame's number to the frame. With complete
-// (no loss), every ack_rtt to local is a sample if its flow has no
-// timestamps, or if it is the SYN-ACK, and a timestamp sample is at least
-// the ack_rtt of its ACK.
-func checkAgainstTshark(t *testing.T, ref RefSamples, local netip.Addr, acks map[int]AckRTT, frames map[int]Frame, complete bool) {
+// frame number; frames maps a frame's number to the frame. Every seqack
+// and handshake sample is tshark's ack_rtt on the same ACK. Unless Karn's
+// rule leaves an ACK untimed (karnUntimed: it covers bytes the host sent
+// twice, which tshark still times from their first transmission), every
+// ack_rtt to local is a sample if its flow has no timestamps, or if it is
+// the SYN-ACK, and a timestamp sample is at least the ack_rtt of its ACK.
+func checkAgainstTshark(t *testing.T, ref RefSamples, local netip.Addr, acks map[int]AckRTT, frames map[int]Frame) {
 	t.Helper()
 	if len(ref) == 0 {
 		t.Fatal("no reference samples")
 	}
+	untimed := karnUntimed(frames)
 	number := map[int64]int{}
 	tsFlow := map[netip.AddrPort]bool{}
 	for n, f := range frames {
@@ -337,9 +341,13 @@ func checkAgainstTshark(t *testing.T, ref RefSamples, local netip.Addr, acks map
 		sampled[n] = true
 		a, ok := acks[n]
 		if s.Method == RefTimestamp {
-			if complete && ok && s.RTT < a.RTT {
+			if !untimed[n] && ok && s.RTT < a.RTT {
 				t.Errorf("frame %d: timestamp sample %v is less than ack_rtt %v", n, s.RTT, a.RTT)
 			}
+			continue
+		}
+		if untimed[n] {
+			t.Errorf("frame %d: %s sample %v on an ACK of bytes sent twice", n, s.Method, s.RTT)
 			continue
 		}
 		if !ok {
@@ -350,47 +358,89 @@ func checkAgainstTshark(t *testing.T, ref RefSamples, local netip.Addr, acks map
 			t.Errorf("frame %d: %s sample %v, ack_rtt %v to %v", n, s.Method, s.RTT, a.RTT, a.Dst)
 		}
 	}
-	toLocal := 0
+	toLocal, excused := 0, 0
 	for n, a := range acks {
 		if a.Dst != local {
 			continue
 		}
 		toLocal++
+		if untimed[n] {
+			excused++
+			continue
+		}
 		f := frames[n]
-		if complete && !sampled[n] && (!tsFlow[f.Dst] || f.SYN) {
+		if !sampled[n] && (!tsFlow[f.Dst] || f.SYN) {
 			t.Errorf("frame %d: ack_rtt %v, no reference sample", n, a.RTT)
 		}
 	}
-	t.Logf("reference samples %v; tshark has ack_rtt on %d ACKs to %v", ref.Counts(), toLocal, local)
+	t.Logf("reference samples %v; tshark has ack_rtt on %d ACKs to %v, %d of them of bytes sent twice", ref.Counts(), toLocal, local, excused)
 }
 
-// resends reports whether the host sent a segment of sequence space (data,
-// SYN or FIN) again in the frames: Karn's rule then leaves ACKs untimed.
-func resends(frames []Frame) bool {
-	type flow struct{ src, dst netip.AddrPort }
-	next := map[flow]uint32{} // the end of the highest segment sent
-	syn := map[flow]uint32{}  // the sequence number of the last SYN sent
-	for _, f := range frames {
-		if !f.Out || f.End == f.Seq {
-			continue
-		}
-		k := flow{f.Src, f.Dst}
-		n, ok := next[k]
-		if f.SYN {
-			if isn, seen := syn[k]; seen && isn == f.Seq {
-				return true // the same SYN again
-			}
-			syn[k], next[k] = f.Seq, f.End // a new connection
-			continue
-		}
-		if ok && seqBefore(f.Seq, n) {
-			return true
-		}
-		if !ok || seqBefore(n, f.End) {
-			next[k] = f.End
-		}
+// karnUntimed returns the numbers of the ACKs to the host that Karn's rule
+// leaves untimed: those that advance the highest ACK of their flow over a
+// byte (SYN and FIN included) that the host had sent more than once by
+// then. It is written apart from the reference's own rules, from the
+// frames alone.
+func karnUntimed(frames map[int]Frame) map[int]bool {
+	numbers := slices.Collect(maps.Keys(frames))
+	slices.SortFunc(numbers, func(a, b int) int { return frames[a].Time.Compare(frames[b].Time) })
+	type span struct{ seq, end uint32 }
+	type conn struct {
+		sent   bool
+		isn    uint32 // the first sequence number sent
+		next   uint32 // the end of the highest segment sent
+		una    uint32 // the highest ACK received, or the first sequence number sent
+		resent []span // the ranges sent again
 	}
-	return false
+	type key struct{ local, remote netip.AddrPort }
+	conns := map[key]*conn{}
+	out := map[int]bool{}
+	for _, n := range numbers {
+		f := frames[n]
+		k := key{f.Src, f.Dst}
+		if !f.Out {
+			k = key{f.Dst, f.Src}
+		}
+		c := conns[k]
+		if c == nil || (f.Out && f.SYN && (!c.sent || f.Seq != c.isn)) {
+			c = &conn{} // a new connection on the 4-tuple
+			conns[k] = c
+		}
+		if f.Out {
+			if f.End == f.Seq {
+				continue
+			}
+			if !c.sent {
+				c.sent, c.isn, c.next, c.una = true, f.Seq, f.End, f.Seq
+				continue
+			}
+			if seqBefore(f.Seq, c.next) {
+				c.resent = append(c.resent, span{f.Seq, min32seq(f.End, c.next)})
+			}
+			if seqBefore(c.next, f.End) {
+				c.next = f.End
+			}
+			continue
+		}
+		if !f.HasAck || !c.sent || !seqBefore(c.una, f.Ack) {
+			continue
+		}
+		for _, r := range c.resent {
+			if seqBefore(r.seq, f.Ack) && seqBefore(c.una, r.end) {
+				out[n] = true
+			}
+		}
+		c.una = f.Ack
+	}
+	return out
+}
+
+// min32seq returns the earlier of two sequence numbers.
+func min32seq(a, b uint32) uint32 {
+	if seqBefore(a, b) {
+		return a
+	}
+	return b
 }
 
 // firstSYNSource returns the source address of the first SYN of a pcap.
