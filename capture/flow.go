@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"sync/atomic"
 	"time"
+	"unsafe"
 )
 
 // Flow table defaults.
@@ -21,8 +22,9 @@ const (
 	// plus the room for large flights (FlowTableBytes).
 	DefaultMaxFlows = 32768
 	// FlowBytes is the memory one tracked flow takes, an upper bound: the
-	// flow struct (624 bytes on 64-bit platforms, with its inline records
-	// of timed segments) in its allocation chunk, its two slots in the
+	// flow struct (608 bytes on 64-bit platforms, with its inline records
+	// of timed segments, padded to 640 to fill whole cache lines:
+	// flowBox) in its allocation chunk, its two slots in the
 	// hash index (16 bytes each) and its free-list slot come to 650-700
 	// bytes of heap (TestFlowBytes). The index deletes without tombstones,
 	// so a flood that churns the table does not grow it
@@ -84,25 +86,38 @@ func (k *flowKey) hash(seed uint64) uint64 {
 // and move a flow seen since it was listed to the front instead
 // (flowList.victim).
 //
-// The fields the packet path reads come first; the inline records of
-// timed segments, read only when a segment is timed or answered, last.
+// The fields every packet reads come first, with the estimator's
+// variables (rttState), in the first three cache lines of its flowBox;
+// then the inline records of timed segments, read only when a segment is
+// timed or answered; the list links and the SYN entry, read only by list
+// changes and SYN timeouts, last.
 // flowTable.get resets a reused flow field by field (all but the inline
 // records): a new field must be reset there too.
 type flow struct {
 	key        flowKey
 	closed     bool // saw FIN or RST
 	dir        Direction
-	conn       uint32 // bumped for each connection the local side opens on it, and on reuse
-	lastSeen   int64  // engine clock (monotonic when live), ns
-	listed     int64  // engine clock when it was last moved to the front of its list
-	prev, next *flow
+	conn       uint32         // bumped for each connection the local side opens on it, and on reuse
+	lastSeen   int64          // engine clock (monotonic when live), ns
+	listed     int64          // engine clock when it was last moved to the front of its list
 	peer       *peerRec       // the aggregate its samples and counts go to; nil until needed
 	peerGen    uint32         // the engine's group generation peer was looked up in
 	h          uint32         // the low 32 bits of key's hash, as in its slot
-	synPos     uint64         // 1 + the position of its entry in the table's synRing; 0 if none
 	seen       [2]lastSegment // by direction: dirOut, dirIn
 	rtt        rttState       // its variables first, its inline records last
+	prev, next *flow
+	synPos     uint64 // 1 + the position of its entry in the table's synRing; 0 if none
 }
+
+// flowBox is a flow padded to a whole number of cache lines: flows are
+// allocated in chunks aligned to a line, so that the fields every packet
+// reads take the fewest lines.
+type flowBox struct {
+	flow
+	_ [(cacheLine - unsafe.Sizeof(flow{})%cacheLine) % cacheLine]byte
+}
+
+const cacheLine = 64
 
 // eq reports whether k and o are the same key; cheaper than == on the
 // struct, which calls memequal.
@@ -408,9 +423,14 @@ func (t *flowTable) get(k *flowKey, create bool, now int64) *flow {
 		i, _ = t.findHash(k, h) // the removal may have moved k's slot
 	} else {
 		if len(t.free) == 0 {
-			chunk := make([]flow, flowChunk)
+			// A chunk of 40 KiB is page-aligned; if it were not, its
+			// first flows would start at the next cache line, one fewer.
+			chunk := make([]flowBox, flowChunk)
+			if skip := (cacheLine - uintptr(unsafe.Pointer(&chunk[0]))%cacheLine) % cacheLine; skip != 0 {
+				chunk = unsafe.Slice((*flowBox)(unsafe.Add(unsafe.Pointer(&chunk[0]), skip)), flowChunk-1)
+			}
 			for i := range chunk {
-				t.free = append(t.free, &chunk[i])
+				t.free = append(t.free, &chunk[i].flow)
 			}
 		}
 		f = t.free[len(t.free)-1]

@@ -534,3 +534,25 @@ func TestFlowBytes(t *testing.T) {
 		})
 	}
 }
+
+// TestFlowLayout checks that the flows a table hands out start at a cache
+// line, and that the fields every packet reads (up to the estimator's
+// handshake records) fit in the first three lines of a flow.
+func TestFlowLayout(t *testing.T) {
+	var f flow
+	if hot := unsafe.Offsetof(f.rtt) + unsafe.Offsetof(f.rtt.hsFirst); hot > 3*cacheLine {
+		t.Errorf("the hot fields take %d bytes, more than 3 cache lines", hot)
+	}
+	if s := unsafe.Sizeof(flowBox{}); s%cacheLine != 0 {
+		t.Errorf("flowBox is %d bytes, not whole cache lines", s)
+	}
+	ft := newFlowTable(1000)
+	for i := range 200 {
+		a := netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)})
+		k := makeFlowKey(a, 40000, a, 443)
+		f := ft.get(&k, true, 0)
+		if p := uintptr(unsafe.Pointer(f)); p%cacheLine != 0 {
+			t.Fatalf("flow %d at %#x, not at a cache line", i, p)
+		}
+	}
+}

@@ -136,8 +136,8 @@ func seqGT(a, b uint32) bool  { return int32(a-b) > 0 }
 // rttState is a flow's estimator state: the local side's timed segments
 // and what is known of the exchange. It lives inside flow.
 type rttState struct {
-	rttVars
 	ext *segExt // borrowed room while the flight is large; the records are there then
+	rttVars
 	inl [inlineSegs]seg
 }
 
