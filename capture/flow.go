@@ -87,9 +87,9 @@ func (k *flowKey) hash(seed uint64) uint64 {
 // (flowList.victim).
 //
 // The fields every packet reads come first, with the estimator's
-// variables (rttState), in the first three cache lines of its flowBox;
-// then the inline records of timed segments, read only when a segment is
-// timed or answered; the list links and the SYN entry, read only by list
+// variables and first records (rttState), in the first three cache lines
+// of its flowBox; then the other records of timed segments, read only in
+// larger flights; the list links and the SYN entry, read only by list
 // changes and SYN timeouts, last.
 // flowTable.get resets a reused flow field by field (all but the inline
 // records): a new field must be reset there too.

@@ -139,12 +139,18 @@ type rttState struct {
 	ext *segExt // borrowed room while the flight is large; the records are there then
 	rttVars
 	inl [inlineSegs]seg
+
+	// hsFirst and hsLast are the first and most recent transmissions of
+	// the handshake being timed (rttVars.hs). Each handshake sets both
+	// before they are read, so reset leaves them: they lie past the
+	// records, in lines of the flow a packet seldom reads.
+	hsFirst, hsLast hsTx
 }
 
 // rttVars is the part of rttState that reset clears.
 type rttVars struct {
-	// The fields every segment reads come first, in one cache line; the
-	// handshake's transmissions, read only around a handshake, last.
+	// The fields every segment reads, in one cache line (the
+	// handshake's transmissions are in rttState, after the records).
 	nseg uint8
 
 	sndNxtOK   bool // sndNxt holds the end of the highest segment sent
@@ -162,9 +168,8 @@ type rttVars struct {
 	synTimedOut bool
 
 	// hs is the handshake being timed: hsNone, hsActive (our SYN sent) or
-	// hsPassive (our SYN-ACK sent); hsSeq is its ISN. hsFirst and hsLast
-	// are its first and most recent transmissions; hsResent says there
-	// was more than one.
+	// hsPassive (our SYN-ACK sent); hsSeq is its ISN. hsResent says it
+	// was sent more than once (rttState.hsFirst and hsLast).
 	hs       uint8
 	hsResent bool
 
@@ -177,8 +182,6 @@ type rttVars struct {
 	sndNxt, prevAck, lastEcho uint32
 	rxLo, rxHi                uint32
 	hsSeq                     uint32
-
-	hsFirst, hsLast hsTx
 }
 
 // hsTx is one transmission of a SYN or SYN-ACK.
@@ -190,9 +193,11 @@ type hsTx struct {
 }
 
 // reset returns r to its zero state, with tsOut set as given, and gives
-// borrowed room back to pool. It leaves the inline records as they are:
-// only the first nseg are ever read, and writing them all would touch 6
-// cold cache lines for every new flow of a SYN flood.
+// borrowed room back to pool. It leaves the inline records and the
+// handshake's transmissions as they are: only the first nseg records are
+// ever read, the transmissions only after a handshake set them, and
+// writing them would touch 7 cold cache lines for every new flow of a SYN
+// flood.
 func (r *rttState) reset(tsOut bool, pool *segPool) {
 	if r.ext != nil {
 		pool.put(r.ext)
