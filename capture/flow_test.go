@@ -536,13 +536,16 @@ func TestFlowBytes(t *testing.T) {
 }
 
 // TestFlowLayout checks that the flows a table hands out start at a cache
-// line, and that the fields every packet reads, with the first record of
-// a timed segment (all that request/response needs), fit in the first
-// three lines of a flow.
+// line, that the fields every packet reads, with the first record of a
+// timed segment (all that request/response needs), fit in the first three
+// lines of a flow, and that the cold fields a SYN writes share one line.
 func TestFlowLayout(t *testing.T) {
 	var f flow
 	if hot := unsafe.Offsetof(f.rtt) + unsafe.Offsetof(f.rtt.inl) + unsafe.Sizeof(seg{}); hot > 3*cacheLine {
 		t.Errorf("the hot fields take %d bytes, more than 3 cache lines", hot)
+	}
+	if first, last := unsafe.Offsetof(f.rtt)+unsafe.Offsetof(f.rtt.hsFirst), unsafe.Offsetof(f.synPos)+unsafe.Sizeof(f.synPos)-1; first/cacheLine != last/cacheLine {
+		t.Errorf("what a SYN writes past the records, bytes %d to %d, takes more than one cache line", first, last)
 	}
 	if s := unsafe.Sizeof(flowBox{}); s%cacheLine != 0 {
 		t.Errorf("flowBox is %d bytes, not whole cache lines", s)

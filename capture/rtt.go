@@ -140,10 +140,15 @@ type rttState struct {
 	rttVars
 	inl [inlineSegs]seg
 
+	// The padding starts hsFirst at a cache line of the flow, the last,
+	// which it shares with the flow's list links and SYN entry: a SYN
+	// writes all of them (TestFlowLayout).
+	_ [24]byte
+
 	// hsFirst and hsLast are the first and most recent transmissions of
 	// the handshake being timed (rttVars.hs). Each handshake sets both
 	// before they are read, so reset leaves them: they lie past the
-	// records, in lines of the flow a packet seldom reads.
+	// records, in a line of the flow that other packets do not read.
 	hsFirst, hsLast hsTx
 }
 
