@@ -22,7 +22,7 @@ const (
 	// plus the room for large flights (FlowTableBytes).
 	DefaultMaxFlows = 32768
 	// FlowBytes is the memory one tracked flow takes, an upper bound: the
-	// flow struct (608 bytes on 64-bit platforms, with its inline records
+	// flow struct (632 bytes on 64-bit platforms, with its inline records
 	// of timed segments, padded to 640 to fill whole cache lines:
 	// flowBox) in its allocation chunk, its two slots in the
 	// hash index (16 bytes each) and its free-list slot come to 650-700
