@@ -282,11 +282,11 @@ const recordedDir = "../../capture/testdata"
 
 // TestReferenceRecorded checks the reference against Wireshark on the
 // recorded captures: every seqack and handshake sample is tshark's
-// tcp.analysis.ack_rtt for the same ACK, and where the host sent nothing
-// twice, every ack_rtt of an ACK to the local side is a sample, and every
-// timestamp sample is at least the ack_rtt of its ACK, as it times the
-// segment at the previous ACK, which was sent no later than the one the
-// ACK ends.
+// tcp.analysis.ack_rtt for the same ACK, and but for the ACKs of bytes the
+// host sent twice (karnUntimed), every ack_rtt of an ACK to the local side
+// is a sample, and every timestamp sample is at least the ack_rtt of its
+// ACK, as it times the segment at the previous ACK, which was sent no
+// later than the one the ACK ends.
 func TestReferenceRecorded(t *testing.T) {
 	tsvs, err := filepath.Glob(filepath.Join(recordedDir, "*.ack_rtt.tsv"))
 	if err != nil || len(tsvs) == 0 {
@@ -483,4 +483,98 @@ func readRecordedAckRTT(t *testing.T, path string) map[int]AckRTT {
 		out[n] = AckRTT{Number: n, Dst: dst, RTT: time.Duration(math.Round(sec * 1e9))}
 	}
 	return out
+}
+
+// TestKarnUntimed checks the ACKs that the tshark cross-check excuses: an
+// ACK is untimed when it advances over a byte the host sent twice before
+// it, and only then.
+func TestKarnUntimed(t *testing.T) {
+	const noTS = -1
+	tests := []struct {
+		name    string
+		frames  []fr
+		untimed []int // indexes in frames
+	}{
+		{
+			// The case that made TestReferenceAgreesWithTshark flaky under
+			// a busy core: a tail-loss probe resends the FIN segment, and
+			// tshark times its ACK from the first transmission.
+			name: "tail-loss-probe",
+			frames: []fr{
+				{ms: 0, out: true, flags: "A", seq: 1001, len: 1000, ack: 5001, tsval: noTS},
+				{ms: 0.1, out: true, flags: "A", seq: 2001, len: 64, ack: 5001, tsval: noTS},
+				{ms: 10, flags: "A", seq: 5001, ack: 2001, tsval: noTS},
+				{ms: 16, out: true, flags: "A", seq: 2001, len: 64, ack: 5001, tsval: noTS},
+				{ms: 19, flags: "A", seq: 5001, ack: 2065, tsval: noTS},
+			},
+			untimed: []int{4},
+		},
+		{
+			// A resent segment below the one an ACK ends still leaves it
+			// untimed; the next ACK, past the resent bytes, is timed.
+			name: "resent-below",
+			frames: []fr{
+				{ms: 0, out: true, flags: "A", seq: 1001, len: 100, ack: 5001, tsval: noTS},
+				{ms: 0.1, out: true, flags: "A", seq: 1101, len: 100, ack: 5001, tsval: noTS},
+				{ms: 5, out: true, flags: "A", seq: 1001, len: 100, ack: 5001, tsval: noTS},
+				{ms: 10, flags: "A", seq: 5001, ack: 1201, tsval: noTS},
+				{ms: 11, out: true, flags: "A", seq: 1201, len: 100, ack: 5001, tsval: noTS},
+				{ms: 21, flags: "A", seq: 5001, ack: 1301, tsval: noTS},
+			},
+			untimed: []int{3},
+		},
+		{
+			// Bytes resent only after the ACK that covered them change
+			// nothing; a duplicate ACK advances nothing.
+			name: "resent-after-ack",
+			frames: []fr{
+				{ms: 0, out: true, flags: "A", seq: 1001, len: 100, ack: 5001, tsval: noTS},
+				{ms: 10, flags: "A", seq: 5001, ack: 1101, tsval: noTS},
+				{ms: 11, out: true, flags: "A", seq: 1001, len: 100, ack: 5001, tsval: noTS},
+				{ms: 12, out: true, flags: "A", seq: 1101, len: 100, ack: 5001, tsval: noTS},
+				{ms: 21, flags: "A", seq: 5001, ack: 1101, tsval: noTS},
+				{ms: 22, flags: "A", seq: 5001, ack: 1201, tsval: noTS},
+			},
+		},
+		{
+			name: "syn-resent",
+			frames: []fr{
+				{ms: 0, out: true, flags: "S", seq: 1000, tsval: noTS},
+				{ms: 1000, out: true, flags: "S", seq: 1000, tsval: noTS},
+				{ms: 1010, flags: "SA", seq: 5000, ack: 1001, tsval: noTS},
+				{ms: 1010.1, out: true, flags: "A", seq: 1001, len: 10, ack: 5001, tsval: noTS},
+				{ms: 1020, flags: "A", seq: 5001, ack: 1011, tsval: noTS},
+			},
+			untimed: []int{2},
+		},
+		{
+			// A new SYN with another ISN is a new connection on the
+			// 4-tuple: what the old one resent does not count.
+			name: "new-connection",
+			frames: []fr{
+				{ms: 0, out: true, flags: "A", seq: 1001, len: 100, ack: 5001, tsval: noTS},
+				{ms: 5, out: true, flags: "A", seq: 1001, len: 100, ack: 5001, tsval: noTS},
+				{ms: 100, out: true, flags: "S", seq: 1000, tsval: noTS},
+				{ms: 110, flags: "SA", seq: 7000, ack: 1001, tsval: noTS},
+				{ms: 110.1, out: true, flags: "A", seq: 1001, len: 100, ack: 7001, tsval: noTS},
+				{ms: 120, flags: "A", seq: 7001, ack: 1101, tsval: noTS},
+			},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			frames := map[int]Frame{}
+			for i, f := range tc.frames {
+				frames[i] = f.frame()
+			}
+			var got []int
+			for n := range karnUntimed(frames) {
+				got = append(got, n)
+			}
+			slices.Sort(got)
+			if diff := cmp.Diff(tc.untimed, got); diff != "" {
+				t.Errorf("untimed ACKs (-want +got):\n%s", diff)
+			}
+		})
+	}
 }
