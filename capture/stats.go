@@ -507,6 +507,10 @@ func (a *aggregator) intervalLocked(r *peerRec) *interval {
 	return r.iv
 }
 
+// minRTTVar is the smallest RTTVAR an aggregate keeps, in ns (a
+// femtosecond); below it, it is 0.
+const minRTTVar = 1e-6
+
 // add records one valid sample of rtt ns, completed at capture time t,
 // to r; now is the engine clock. It does not allocate once r has had a
 // sample in an earlier interval.
@@ -520,6 +524,13 @@ func (a *aggregator) add(r *peerRec, rtt int64, m Method, t, now int64) {
 			d = -d
 		}
 		r.rttvar = 0.75*r.rttvar + 0.25*d
+		if r.rttvar < minRTTVar {
+			// A steady RTT decays rttvar toward 0 through the subnormal
+			// floats, whose arithmetic the CPU does slowly (10 ns or more
+			// a sample here, in a benchmark whose samples repeat one
+			// value); Duration truncates it to 0 long before.
+			r.rttvar = 0
+		}
 		r.srtt = 0.875*r.srtt + 0.125*v
 	}
 	r.active = now

@@ -449,3 +449,23 @@ func aggAdd(a *aggregator, k PeerKey, rtt int64, m Method, t int64) {
 		a.add(r, rtt, m, t, t)
 	}
 }
+
+// TestRTTVarNoSubnormal checks that a steady RTT takes RTTVAR to 0 without
+// leaving it among the subnormal floats, whose arithmetic is slow, and that
+// a changing RTT still gives RFC 6298's RTTVAR.
+func TestRTTVarNoSubnormal(t *testing.T) {
+	a := newAggregator()
+	for i := range 5000 {
+		aggAdd(a, peerA, int64(ms(20)), MethodTimestamp, at(ms(float64(i))))
+		if v := a.peers[peerA].rttvar; v != 0 && math.Abs(v) < 0x1p-1022 {
+			t.Fatalf("sample %d: rttvar %g is subnormal", i, v)
+		}
+	}
+	if got := a.peers[peerA].rttvar; got != 0 {
+		t.Errorf("rttvar after a steady RTT = %g, want 0", got)
+	}
+	aggAdd(a, peerA, int64(ms(28)), MethodTimestamp, at(ms(6000)))
+	if r := a.peers[peerA]; r.srtt != float64(ms(21)) || r.rttvar != float64(ms(2)) {
+		t.Errorf("after a step to 28 ms: srtt %v, rttvar %v, want 21 ms, 2 ms", time.Duration(r.srtt), time.Duration(r.rttvar))
+	}
+}
