@@ -2,6 +2,7 @@ package capture
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"runtime"
 	"slices"
@@ -557,6 +558,79 @@ func TestFlowLayout(t *testing.T) {
 		f := ft.get(&k, true, 0)
 		if p := uintptr(unsafe.Pointer(f)); p%cacheLine != 0 {
 			t.Fatalf("flow %d at %#x, not at a cache line", i, p)
+		}
+	}
+}
+
+// TestFlowIndexModel drives a small table through random creations (which
+// evict once it is full), lookups and releases, and checks after each step
+// that the index holds exactly the flows of the lists, each reachable from
+// its home slot without crossing an empty slot. Eviction reuses the slot
+// that the victim's removal leaves empty when it lies on the new key's path
+// (flowTable.get).
+func TestFlowIndexModel(t *testing.T) {
+	for _, seed := range []uint64{1, 2, 3, 0x9e3779b97f4a7c15} {
+		rng := rand.New(rand.NewPCG(seed, 0))
+		ft := newFlowTable(16)
+		ft.seed = seed | 1
+		keys := make([]flowKey, 200)
+		for i := range keys {
+			a := netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)})
+			keys[i] = makeFlowKey(netip.MustParseAddr("192.0.2.1"), uint16(40000+i%7), a, 443)
+		}
+		now := int64(0)
+		for step := range 20000 {
+			now += int64(rng.IntN(3))
+			k := &keys[rng.IntN(len(keys))]
+			switch op := rng.IntN(100); {
+			case op < 80:
+				f := ft.get(k, true, now)
+				if f.key != *k {
+					t.Fatalf("seed %d step %d: get returned the flow of another key", seed, step)
+				}
+				ft.touch(f, now, rng.IntN(8) == 0)
+			case op < 98:
+				if f := ft.lookup(k); f != nil {
+					ft.release(f)
+				}
+			default:
+				ft.expire(now-200, now-50)
+			}
+			listed := map[flowKey]bool{}
+			for _, l := range []*flowList{&ft.open, &ft.closed} {
+				for f := l.head; f != nil; f = f.next {
+					if listed[f.key] {
+						t.Fatalf("seed %d step %d: key listed twice", seed, step)
+					}
+					listed[f.key] = true
+				}
+			}
+			if len(listed) != ft.n || ft.n > ft.max {
+				t.Fatalf("seed %d step %d: %d flows listed, index holds %d (max %d)", seed, step, len(listed), ft.n, ft.max)
+			}
+			full := 0
+			for i, s := range ft.slots {
+				if s.f == nil {
+					continue
+				}
+				full++
+				if !listed[s.f.key] || s.h != s.f.h {
+					t.Fatalf("seed %d step %d: slot %d holds a flow not listed, or its hash differs", seed, step, i)
+				}
+				for j := s.h & ft.mask; j != uint32(i); j = (j + 1) & ft.mask {
+					if ft.slots[j].f == nil {
+						t.Fatalf("seed %d step %d: slot %d is not reachable from its home %d", seed, step, i, s.h&ft.mask)
+					}
+				}
+			}
+			if full != ft.n {
+				t.Fatalf("seed %d step %d: %d slots full, n is %d", seed, step, full, ft.n)
+			}
+			for k := range listed {
+				if f := ft.lookup(&k); f == nil || f.key != k {
+					t.Fatalf("seed %d step %d: a listed flow is not found", seed, step)
+				}
+			}
 		}
 	}
 }
