@@ -272,6 +272,18 @@ func (s *dogstatsd) serviceChecks(tb testing.TB) []dsdLine {
 	return out
 }
 
+// lastServiceCheck returns when the latest service check arrived, or the
+// zero Time if none has.
+func (s *dogstatsd) lastServiceCheck() time.Time {
+	var last time.Time
+	for _, l := range s.parser.received() {
+		if strings.HasPrefix(l.text, "_sc|") && l.at.After(last) {
+			last = l.at
+		}
+	}
+	return last
+}
+
 // waitServiceChecks waits until at least n service checks named name have
 // arrived, and returns them.
 func (s *dogstatsd) waitServiceChecks(ctx context.Context, tb testing.TB, name string, n int) []dsdLine {
