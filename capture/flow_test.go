@@ -27,19 +27,31 @@ type flowState struct {
 }
 
 // flowStates returns the tracked flows, by local port. It checks that the
-// table's index and LRU lists agree.
+// table's index and LRU lists agree (checkFlowTable).
 func flowStates(tb testing.TB, e *Engine) []flowState {
 	tb.Helper()
-	ft := e.flows
+	checkFlowTable(tb, e.flows)
 	var out []flowState
+	e.flows.each(func(f *flow) { out = append(out, flowState{f.key.local().Port(), f.closed}) })
+	slices.SortFunc(out, func(a, b flowState) int { return int(a.Port) - int(b.Port) })
+	return out
+}
+
+// checkFlowTable checks that every flow of ft's index is found under its
+// key (so reachable from its home slot) with the hash its slot holds, and
+// that the LRU lists hold exactly those flows, in order.
+func checkFlowTable(tb testing.TB, ft *flowTable) {
+	tb.Helper()
 	count := 0
-	ft.each(func(f *flow) {
-		if ft.lookup(&f.key) != f {
-			tb.Errorf("flow %v is not found under its key", f.key)
+	for _, s := range ft.slots {
+		if s.f == nil {
+			continue
 		}
-		out = append(out, flowState{f.key.local().Port(), f.closed})
+		if ft.lookup(&s.f.key) != s.f || s.h != s.f.h {
+			tb.Errorf("flow %v is not found under its key, or its slot's hash is not its own", s.f.key)
+		}
 		count++
-	})
+	}
 	if count != ft.n {
 		tb.Errorf("index holds %d flows, its count says %d", count, ft.n)
 	}
@@ -65,11 +77,9 @@ func flowStates(tb testing.TB, e *Engine) []flowState {
 		}
 		n += i
 	}
-	if n != ft.n {
-		tb.Errorf("lists hold %d flows, index %d", n, ft.n)
+	if n != ft.n || ft.n > ft.max {
+		tb.Errorf("lists hold %d flows, index %d (max %d)", n, ft.n, ft.max)
 	}
-	slices.SortFunc(out, func(a, b flowState) int { return int(a.Port) - int(b.Port) })
-	return out
 }
 
 // flowStats is the flow part of Stats.
@@ -563,11 +573,11 @@ func TestFlowLayout(t *testing.T) {
 }
 
 // TestFlowIndexModel drives a small table through random creations (which
-// evict once it is full), lookups and releases, and checks after each step
-// that the index holds exactly the flows of the lists, each reachable from
-// its home slot without crossing an empty slot. Eviction reuses the slot
-// that the victim's removal leaves empty when it lies on the new key's path
-// (flowTable.get).
+// evict once it is full), closes, releases and expiry, and checks after
+// each step that the index holds exactly the flows of the lists, each
+// reachable from its home slot (checkFlowTable): eviction and release
+// shift slots back (flowTable.removeSlot), and a creation that evicts
+// finds its key's slot again after that.
 func TestFlowIndexModel(t *testing.T) {
 	for _, seed := range []uint64{1, 2, 3, 0x9e3779b97f4a7c15} {
 		rng := rand.New(rand.NewPCG(seed, 0))
@@ -596,40 +606,8 @@ func TestFlowIndexModel(t *testing.T) {
 			default:
 				ft.expire(now-200, now-50)
 			}
-			listed := map[flowKey]bool{}
-			for _, l := range []*flowList{&ft.open, &ft.closed} {
-				for f := l.head; f != nil; f = f.next {
-					if listed[f.key] {
-						t.Fatalf("seed %d step %d: key listed twice", seed, step)
-					}
-					listed[f.key] = true
-				}
-			}
-			if len(listed) != ft.n || ft.n > ft.max {
-				t.Fatalf("seed %d step %d: %d flows listed, index holds %d (max %d)", seed, step, len(listed), ft.n, ft.max)
-			}
-			full := 0
-			for i, s := range ft.slots {
-				if s.f == nil {
-					continue
-				}
-				full++
-				if !listed[s.f.key] || s.h != s.f.h {
-					t.Fatalf("seed %d step %d: slot %d holds a flow not listed, or its hash differs", seed, step, i)
-				}
-				for j := s.h & ft.mask; j != uint32(i); j = (j + 1) & ft.mask {
-					if ft.slots[j].f == nil {
-						t.Fatalf("seed %d step %d: slot %d is not reachable from its home %d", seed, step, i, s.h&ft.mask)
-					}
-				}
-			}
-			if full != ft.n {
-				t.Fatalf("seed %d step %d: %d slots full, n is %d", seed, step, full, ft.n)
-			}
-			for k := range listed {
-				if f := ft.lookup(&k); f == nil || f.key != k {
-					t.Fatalf("seed %d step %d: a listed flow is not found", seed, step)
-				}
+			if checkFlowTable(t, ft); t.Failed() {
+				t.Fatalf("seed %d step %d: the table is inconsistent", seed, step)
 			}
 		}
 	}

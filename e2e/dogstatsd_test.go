@@ -266,7 +266,9 @@ func (s *dogstatsd) serviceChecks(tb testing.TB) []dsdLine {
 	var out []dsdLine
 	for _, l := range s.parser.received() {
 		if strings.HasPrefix(l.text, "_sc|") {
-			out = append(out, mustParseLine(tb, l.text))
+			sc := mustParseLine(tb, l.text)
+			sc.at = l.at
+			out = append(out, sc)
 		}
 	}
 	return out
@@ -274,14 +276,11 @@ func (s *dogstatsd) serviceChecks(tb testing.TB) []dsdLine {
 
 // lastServiceCheck returns when the latest service check arrived, or the
 // zero Time if none has.
-func (s *dogstatsd) lastServiceCheck() time.Time {
-	var last time.Time
-	for _, l := range s.parser.received() {
-		if strings.HasPrefix(l.text, "_sc|") && l.at.After(last) {
-			last = l.at
-		}
+func (s *dogstatsd) lastServiceCheck(tb testing.TB) time.Time {
+	if scs := s.serviceChecks(tb); len(scs) > 0 {
+		return scs[len(scs)-1].at
 	}
-	return last
+	return time.Time{}
 }
 
 // waitServiceChecks waits until at least n service checks named name have

@@ -157,7 +157,7 @@ func TestDaemonToDogStatsD(t *testing.T) {
 	for range 3 {
 		var latest time.Time
 		for _, r := range runs {
-			if at := r.server.lastServiceCheck(); at.After(latest) {
+			if at := r.server.lastServiceCheck(t); at.After(latest) {
 				latest = at
 			}
 		}
@@ -282,10 +282,10 @@ const bedSlack = 5 * time.Millisecond
 // under the race detector on a busy machine.
 const intervalSlack = 300 * time.Millisecond
 
-// minTail is how long after a run of the daemons the traffic goes on, at
-// least: the last interval then holds minTail-intervalSlack of requests
-// and responses surely inside it (about 15 samples), and ends one run
-// (1 s) after the one before it.
+// minTail is how long after the daemons' latest run the traffic goes on,
+// at least: the last interval with samples, from that run to the next,
+// then holds minTail-intervalSlack of requests and responses surely inside
+// it (about 20 samples).
 const minTail = 650 * time.Millisecond
 
 // checkRTT checks the RTT metrics of the one peer. The p50 that the
