@@ -70,11 +70,17 @@ func (k *flowKey) remote() netip.AddrPort {
 // words, much cheaper than a generic hash of the key, and seeded per
 // table so that crafted flows cannot be made to collide.
 func (k *flowKey) hash(seed uint64) uint64 {
-	h := seed ^ k.l[0]*0x9e3779b97f4a7c15
-	h = (h ^ k.l[1]) * 0xc2b2ae3d27d4eb4f
-	h = (h ^ k.r[0]) * 0x165667b19e3779f9
-	h = (h ^ k.r[1]) * 0x27d4eb2f165667c5
-	h = (h ^ uint64(k.ports)) * 0x94d049bb133111eb
+	return hashKey(seed, &k.l, &k.r, k.ports)
+}
+
+// hashKey is flowKey.hash of the key with local address l, remote
+// address r and ports, without making the key.
+func hashKey(seed uint64, l, r *[2]uint64, ports uint32) uint64 {
+	h := seed ^ l[0]*0x9e3779b97f4a7c15
+	h = (h ^ l[1]) * 0xc2b2ae3d27d4eb4f
+	h = (h ^ r[0]) * 0x165667b19e3779f9
+	h = (h ^ r[1]) * 0x27d4eb2f165667c5
+	h = (h ^ uint64(ports)) * 0x94d049bb133111eb
 	return h ^ h>>29
 }
 
@@ -401,7 +407,11 @@ const flowChunk = 64
 // table is full, flowList.victim) if create is set, with now the engine
 // clock. It does not allocate in steady state.
 func (t *flowTable) get(k *flowKey, create bool, now int64) *flow {
-	h := uint32(k.hash(t.seed))
+	return t.getHash(k, uint32(k.hash(t.seed)), create, now)
+}
+
+// getHash is get with h, the low 32 bits of k's hash.
+func (t *flowTable) getHash(k *flowKey, h uint32, create bool, now int64) *flow {
 	i, ok := t.findHash(k, h)
 	if ok {
 		return t.slots[i].f
