@@ -2,6 +2,7 @@ package capture
 
 import (
 	"encoding/binary"
+	"math/rand/v2"
 	"net/netip"
 	"testing"
 	"time"
@@ -57,6 +58,9 @@ type mix struct {
 	i      int
 	now    int64 // capture time of the next frame, Unix ns
 	step   int64 // capture time between frames
+	// scatter: mixEngine puts the engine's free flows in random order
+	// first (scatterFlows).
+	scatter bool
 }
 
 // mixLink is the framing of a mix connection's frames.
@@ -229,8 +233,8 @@ type mixCase struct {
 	name          string
 	build         func(tb testing.TB) *mix
 	samplesPerCyc int
-	// control: the mix is a baseline for another, not one of the
-	// normal-traffic mixes that the floods are compared with.
+	// control: the mix is a variant or a baseline of another, not one
+	// of the normal-traffic mixes that the floods are compared with.
 	control bool
 }
 
@@ -294,17 +298,27 @@ var mixCases = []mixCase{
 	{
 		// 10,000 flows to 1,000 peers, served round robin: each flow
 		// sends a segment that the next frame ACKs.
-		name: "many-flows",
+		name:          "many-flows",
+		build:         buildManyFlows,
+		samplesPerCyc: 10000,
+	},
+	{
+		// many-flows with its flows in no order in memory. many-flows
+		// creates its flows in the order its packets visit them, so they
+		// lie in memory in that order, and the CPU's prefetcher, which
+		// sees a stride, fetches each flow before its packet: only the
+		// index slot misses the cache. A real table holds its flows where
+		// earlier flows were freed, in no relation to the order in which
+		// packets arrive; each packet of a new flow then misses on its
+		// slot and, after it, on its flow.
+		name: "many-flows-scattered",
 		build: func(tb testing.TB) *mix {
-			b := newMix(tb, 20*time.Microsecond)
-			for i := range 10000 {
-				remote := netip.AddrFrom4([4]byte{10, 1, byte(i / 10 >> 8), byte(i / 10)})
-				b.conn(mixAP(mixLocal4, uint16(20000+i)), mixAP(remote, 443), mixEth, true, 1448, 0).
-					add(mixOutData, mixInAck)
-			}
-			return b.build()
+			m := buildManyFlows(tb)
+			m.scatter = true
+			return m
 		},
 		samplesPerCyc: 10000,
+		control:       true,
 	},
 	{
 		// many-flows' 20,000 frames on one flow: the same cold frames,
@@ -331,6 +345,9 @@ var mixCases = []mixCase{
 func mixEngine(tb testing.TB, m *mix) *Engine {
 	tb.Helper()
 	e := NewEngine(Config{Local: mixLocalSet()})
+	if m.scatter {
+		scatterFlows(e, len(m.frames))
+	}
 	for range 3 * len(m.frames) {
 		m.processNext(e)
 	}
@@ -338,6 +355,32 @@ func mixEngine(tb testing.TB, m *mix) *Engine {
 		tb.Fatalf("warm-up: %v", st)
 	}
 	return e
+}
+
+// scatterFlows leaves n flows on e's free list in random order, as a
+// table that has churned holds them: the flows it creates next lie in
+// memory in no relation to the order of their packets.
+func scatterFlows(e *Engine, n int) {
+	fs := make([]*flow, n)
+	for i := range fs {
+		k := makeFlowKey(mixLocal6, uint16(i), mixLocal6, 1)
+		fs[i] = e.flows.get(&k, true, 0)
+	}
+	rand.New(rand.NewPCG(1, 2)).Shuffle(n, func(i, j int) { fs[i], fs[j] = fs[j], fs[i] })
+	for _, f := range fs {
+		e.flows.release(f)
+	}
+}
+
+// buildManyFlows builds the many-flows mix.
+func buildManyFlows(tb testing.TB) *mix {
+	b := newMix(tb, 20*time.Microsecond)
+	for i := range 10000 {
+		remote := netip.AddrFrom4([4]byte{10, 1, byte(i / 10 >> 8), byte(i / 10)})
+		b.conn(mixAP(mixLocal4, uint16(20000+i)), mixAP(remote, 443), mixEth, true, 1448, 0).
+			add(mixOutData, mixInAck)
+	}
+	return b.build()
 }
 
 func BenchmarkDecode(b *testing.B) {
