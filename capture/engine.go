@@ -161,6 +161,15 @@ type Engine struct {
 	packets, tcpPackets, decodeErrors atomic.Uint64
 	samples, discarded, copies, steps atomic.Uint64
 	countsDropped                     atomic.Uint64
+	// The flow table's counters, as publishFlows last stored them
+	// (pubFlows) and as Stats reads them.
+	pubFlows                                              flowCounts
+	flowsActive, flowsCreated, flowsExpired, flowsEvicted atomic.Uint64
+}
+
+// flowCounts are a flow table's counters.
+type flowCounts struct {
+	active, created, expired, evicted uint64
 }
 
 // counts are the packet path's counters not yet added to the Engine's
@@ -306,6 +315,33 @@ func (e *Engine) publish() {
 		e.copies.Add(c.copies)
 	}
 	*c = counts{}
+	e.publishFlows()
+}
+
+// publishFlows stores the flow table's counters that changed since the
+// last call for Stats.
+func (e *Engine) publishFlows() {
+	t, p := e.flows, &e.pubFlows
+	if !t.changed {
+		return
+	}
+	t.changed = false
+	if n := uint64(t.n); n != p.active {
+		p.active = n
+		e.flowsActive.Store(n)
+	}
+	if t.created != p.created {
+		p.created = t.created
+		e.flowsCreated.Store(t.created)
+	}
+	if t.expired != p.expired {
+		p.expired = t.expired
+		e.flowsExpired.Store(t.expired)
+	}
+	if t.evicted != p.evicted {
+		p.evicted = t.evicted
+		e.flowsEvicted.Store(t.evicted)
+	}
 }
 
 func (e *Engine) process(link LinkType, data []byte, wireLen int, t int64, dev Device) {
@@ -601,13 +637,17 @@ func (e *Engine) Advance(wall, mono int64) {
 	e.mono = mono
 	if e.mono-e.lastSweep >= sweepEvery {
 		e.expire(e.mono)
+		e.publishFlows()
 	}
 }
 
 // Expire removes flows and peers whose TTLs ran out at time now, on the
 // engine clock: capture time, or the monotonic time of Advance. Process
 // and Advance call it every second; call it from the packet goroutine.
-func (e *Engine) Expire(now time.Time) { e.expire(now.UnixNano()) }
+func (e *Engine) Expire(now time.Time) {
+	e.expire(now.UnixNano())
+	e.publishFlows()
+}
 
 func (e *Engine) expire(n int64) {
 	e.lastSweep = n
@@ -634,10 +674,10 @@ func (e *Engine) Stats() Stats {
 		Packets:          e.packets.Load(),
 		TCPPackets:       e.tcpPackets.Load(),
 		DecodeErrors:     e.decodeErrors.Load(),
-		Flows:            e.flows.active.Load(),
-		FlowsCreated:     e.flows.created.Load(),
-		FlowsExpired:     e.flows.expired.Load(),
-		FlowsEvicted:     e.flows.evicted.Load(),
+		Flows:            e.flowsActive.Load(),
+		FlowsCreated:     e.flowsCreated.Load(),
+		FlowsExpired:     e.flowsExpired.Load(),
+		FlowsEvicted:     e.flowsEvicted.Load(),
 		Samples:          e.samples.Load(),
 		SamplesDiscarded: e.discarded.Load(),
 		Peers:            e.agg.npeers.Load(),

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"math/rand/v2"
 	"net/netip"
-	"sync/atomic"
 	"time"
 	"unsafe"
 )
@@ -296,8 +295,11 @@ type flowTable struct {
 	pool         segPool // room for the timed segments of large flights
 	syns         synRing // the connections the local side is opening
 
-	// Counters, read concurrently by Engine.Stats.
-	evicted, expired, created, active atomic.Uint64
+	// Counters, which the engine publishes for Engine.Stats with its
+	// own (Engine.publish): an atomic write here would wait, in a flood
+	// of new flows, for the writes to cold memory before it.
+	evicted, expired, created uint64
+	changed                   bool // the counters or n changed since the engine published them
 }
 
 // flowTableInit is the index size a table starts with; it doubles as
@@ -429,7 +431,7 @@ func (t *flowTable) getHash(k *flowKey, h uint32, create bool, now int64) *flow 
 		}
 		t.unlink(f)
 		t.syns.kill(f)
-		t.evicted.Add(1)
+		t.evicted++
 		i, _ = t.findHash(k, h) // the removal may have moved k's slot
 	} else {
 		if len(t.free) == 0 {
@@ -450,10 +452,8 @@ func (t *flowTable) getHash(k *flowKey, h uint32, create bool, now int64) *flow 
 			i, _ = t.findHash(k, h)
 		}
 	}
-	// The counters go first: an atomic write waits for the writes before
-	// it, and those below go to cold memory in a flood of new flows.
-	t.created.Add(1)
-	t.active.Store(uint64(t.n + 1))
+	t.created++
+	t.changed = true
 	f.key, f.prev, f.next, f.lastSeen, f.listed, f.closed = *k, nil, nil, now, now, false
 	f.dir, f.peer, f.peerGen, f.h, f.seen = DirUnknown, nil, 0, h, [2]lastSegment{}
 	f.conn++ // pending SYNs of the flow's previous use no longer match
@@ -514,7 +514,7 @@ func (t *flowTable) release(f *flow) {
 		f.rtt.ext, f.rtt.nseg = nil, 0
 	}
 	t.free = append(t.free, f)
-	t.active.Store(uint64(t.n))
+	t.changed = true
 }
 
 // expire removes open flows idle since before idleBefore and closed flows
@@ -531,7 +531,7 @@ func (t *flowTable) expire(idleBefore, closedBefore int64) {
 				continue
 			}
 			t.release(f)
-			t.expired.Add(1)
+			t.expired++
 		}
 	}
 }

@@ -220,5 +220,6 @@ func (e *Engine) resetFlows() {
 	t.open, t.closed = flowList{}, flowList{}
 	t.free = nil
 	t.pool = segPool{max: t.pool.max}
-	t.active.Store(0)
+	t.changed = true
+	e.publishFlows()
 }
