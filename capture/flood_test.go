@@ -1127,10 +1127,10 @@ var floodKinds = []struct {
 	},
 }
 
-// floodBench returns the benchmark of flood kind k: ns/op is ns/packet.
-// The engine is warmed up first, over enough packets to fill the flow
-// table.
-func floodBench(k int) func(b *testing.B) {
+// floodBench returns the benchmark of flood kind k, in batches of batch
+// frames, or frame by frame if batch is 0: ns/op is ns/packet. The
+// engine is warmed up first, over enough packets to fill the flow table.
+func floodBench(k, batch int) func(b *testing.B) {
 	return func(b *testing.B) {
 		e := NewEngine(Config{Local: mixLocalSet()})
 		next := floodKinds[k].setup(b, e)
@@ -1138,9 +1138,19 @@ func floodBench(k int) func(b *testing.B) {
 			next()
 		}
 		b.ReportAllocs()
+		n := 0
+		if batch > 0 {
+			e.BeginBatch()
+		}
 		for b.Loop() {
 			next()
+			if n++; n == batch {
+				e.EndBatch()
+				e.BeginBatch()
+				n = 0
+			}
 		}
+		e.EndBatch()
 		if st := e.Stats(); st.DecodeErrors != 0 || st.Flows > DefaultMaxFlows {
 			b.Fatalf("stats: %v", st)
 		}
@@ -1152,7 +1162,16 @@ func floodBench(k int) func(b *testing.B) {
 // BenchmarkProcess: go test -bench 'Process|Flood' ./capture/.
 func BenchmarkFlood(b *testing.B) {
 	for k, fk := range floodKinds {
-		b.Run(fk.name, floodBench(k))
+		b.Run(fk.name, floodBench(k, 0))
+	}
+}
+
+// BenchmarkFloodBatch is BenchmarkFlood with the frames in batches of
+// processBatchSize (Engine.BeginBatch), as live capture takes them: to
+// compare with BenchmarkProcessBatch.
+func BenchmarkFloodBatch(b *testing.B) {
+	for k, fk := range floodKinds {
+		b.Run(fk.name, floodBench(k, processBatchSize))
 	}
 }
 
@@ -1225,7 +1244,7 @@ func TestFloodThroughput(t *testing.T) {
 		var ratios, floods []float64
 		for range rounds {
 			normal := nsPerPacket(mixBench(normalMix))
-			flood := nsPerPacket(floodBench(k))
+			flood := nsPerPacket(floodBench(k, 0))
 			ratios = append(ratios, flood/normal)
 			floods = append(floods, flood)
 		}
