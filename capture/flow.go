@@ -295,8 +295,8 @@ type flowTable struct {
 	pool         segPool // room for the timed segments of large flights
 	syns         synRing // the connections the local side is opening
 
-	// Counters, which the engine publishes for Engine.Stats with its
-	// own (Engine.publish): an atomic write here would wait, in a flood
+	// Counters, which the engine publishes for Engine.Stats
+	// (Engine.publishFlows): an atomic write here would wait, in a flood
 	// of new flows, for the writes to cold memory before it.
 	evicted, expired, created uint64
 	changed                   bool // the counters or n changed since the engine published them
