@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 )
@@ -381,6 +382,14 @@ func buildManyFlows(tb testing.TB) *mix {
 			add(mixOutData, mixInAck)
 	}
 	return b.build()
+}
+
+// medianOf returns the median of v (the upper one of an even count),
+// leaving v as it is.
+func medianOf(v []float64) float64 {
+	v = slices.Clone(v)
+	slices.Sort(v)
+	return v[len(v)/2]
 }
 
 func BenchmarkDecode(b *testing.B) {

@@ -1221,11 +1221,6 @@ func TestFloodThroughput(t *testing.T) {
 		}
 		return float64(r.T.Nanoseconds()) / float64(r.N)
 	}
-	median := func(xs []float64) float64 {
-		xs = slices.Clone(xs)
-		slices.Sort(xs)
-		return xs[len(xs)/2]
-	}
 	// The normal mix: the one of median cost, of the mixes that are not
 	// controls.
 	var mixes []mixCase
@@ -1238,8 +1233,8 @@ func TestFloodThroughput(t *testing.T) {
 	for i, mc := range mixes {
 		costs[i] = nsPerPacket(mixBench(mc))
 	}
-	normalMix := mixes[slices.Index(costs, median(costs))]
-	t.Logf("normal traffic: %.0f ns/packet (the mixes: %.0f)", median(costs), costs)
+	normalMix := mixes[slices.Index(costs, medianOf(costs))]
+	t.Logf("normal traffic: %.0f ns/packet (the mixes: %.0f)", medianOf(costs), costs)
 	for k, fk := range floodKinds {
 		var ratios, floods []float64
 		for range rounds {
@@ -1248,8 +1243,8 @@ func TestFloodThroughput(t *testing.T) {
 			ratios = append(ratios, flood/normal)
 			floods = append(floods, flood)
 		}
-		ratio := median(ratios)
-		t.Logf("flood %s: %.0f ns/packet, %.2f× normal (rounds: %.2f)", fk.name, median(floods), ratio, ratios)
+		ratio := medianOf(ratios)
+		t.Logf("flood %s: %.0f ns/packet, %.2f× normal (rounds: %.2f)", fk.name, medianOf(floods), ratio, ratios)
 		if ratio > limit {
 			t.Errorf("flood %s: %.2f× normal traffic, the median of rounds %.2f: want at most 2× (checked here at %.0f×)", fk.name, ratio, ratios, limit)
 		}

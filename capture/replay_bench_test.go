@@ -13,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -302,18 +301,13 @@ func BenchmarkReplay(b *testing.B) {
 			read = append(read, ns)
 		}
 	}
-	med := func(v []float64) float64 {
-		v = slices.Clone(v)
-		slices.Sort(v)
-		return v[len(v)/2]
-	}
-	g, p := med(replay), med(bare)
+	g, p := medianOf(replay), medianOf(bare)
 	b.ReportMetric(g, "replay-ns/pkt")
 	b.ReportMetric(p, "pcapgo-ns/pkt")
 	b.ReportMetric(g/p, "x-pcapgo")
-	b.ReportMetric(med(allocs), "replay-allocs/pkt")
+	b.ReportMetric(medianOf(allocs), "replay-allocs/pkt")
 	// The file reading part of the replay alone.
-	b.ReportMetric(med(read), "read-ns/pkt")
+	b.ReportMetric(medianOf(read), "read-ns/pkt")
 	b.Logf("rounds: go-metro %.0f ns, of which FileSource %.0f ns; pcapgo %.0f ns", replay, read, bare)
 	fmt.Printf("replay CPU per packet: go-metro %.0f ns, bare pcapgo read %.0f ns (%.2f times)\n", g, p, g/p)
 }
