@@ -347,7 +347,7 @@ func mixEngine(tb testing.TB, m *mix) *Engine {
 	tb.Helper()
 	e := NewEngine(Config{Local: mixLocalSet()})
 	if m.scatter {
-		scatterFlows(e, len(m.frames))
+		scatterFlows(e, min(len(m.frames), DefaultMaxFlows))
 	}
 	for range 3 * len(m.frames) {
 		m.processNext(e)
@@ -374,12 +374,20 @@ func scatterFlows(e *Engine, n int) {
 }
 
 // buildManyFlows builds the many-flows mix.
-func buildManyFlows(tb testing.TB) *mix {
+func buildManyFlows(tb testing.TB) *mix { return buildFlows(tb, 10000, 10000) }
+
+// buildFlows builds a mix of flows flows to flows/10 peers (at least
+// one), served round robin for visits visits in all: each visit is a
+// segment and the frame that ACKs it.
+func buildFlows(tb testing.TB, flows, visits int) *mix {
 	b := newMix(tb, 20*time.Microsecond)
-	for i := range 10000 {
+	cs := make([]*mixConnBuilder, flows)
+	for i := range cs {
 		remote := netip.AddrFrom4([4]byte{10, 1, byte(i / 10 >> 8), byte(i / 10)})
-		b.conn(mixAP(mixLocal4, uint16(20000+i)), mixAP(remote, 443), mixEth, true, 1448, 0).
-			add(mixOutData, mixInAck)
+		cs[i] = b.conn(mixAP(mixLocal4, uint16(20000+i)), mixAP(remote, 443), mixEth, true, 1448, 0)
+	}
+	for i := range visits {
+		cs[i%flows].add(mixOutData, mixInAck)
 	}
 	return b.build()
 }

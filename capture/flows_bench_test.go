@@ -120,3 +120,41 @@ func processFrames(m *mix, e *Engine, n, batch int) {
 		n -= k
 	}
 }
+
+// BenchmarkFlowCount measures the engine's cost per packet, in batches of
+// processBatchSize, by the number of flows that take turns (the flows of
+// many-flows, 20,000 frames, and 60,000 for 30,000 flows), with the flows
+// in memory in the order their packets visit them (in-order), as
+// many-flows has them, or in no order (scattered), as a table that has
+// churned holds them: what a packet costs on a host with that many
+// active connections. The frames are as many and as cold for every count:
+// the difference is the flows'.
+//
+//	go test -run='^$' -bench=BenchmarkFlowCount -count=3 ./capture/
+func BenchmarkFlowCount(b *testing.B) {
+	for _, n := range []int{1, 100, 1000, 3000, 10000, 30000} {
+		for _, scatter := range []bool{false, true} {
+			if n == 1 && scatter {
+				continue
+			}
+			name := fmt.Sprintf("%d-in-order", n)
+			if scatter {
+				name = fmt.Sprintf("%d-scattered", n)
+			}
+			b.Run(name, func(b *testing.B) {
+				m := buildFlows(b, n, max(10000, n))
+				m.scatter = scatter
+				e := mixEngine(b, m)
+				before := e.Stats()
+				b.ReportAllocs()
+				b.ResetTimer()
+				processFrames(m, e, b.N, processBatchSize)
+				b.StopTimer()
+				after := e.Stats()
+				if got, want := after.Samples-before.Samples, uint64(b.N/2); got+1 < want || after.Flows != uint64(n) {
+					b.Fatalf("%d samples in %d frames, want %d; stats: %v", got, b.N, want, after)
+				}
+			})
+		}
+	}
+}
