@@ -30,8 +30,8 @@ const (
 
 // BenchmarkManyFlows measures, in one run, the mixes of BenchmarkProcess
 // that hold 10,000 flows (many-flows, and many-flows-scattered with its
-// flows in no order in memory) against one flow (ipv4-bulk, the issue's
-// baseline, and one-flow-cold-frames, one flow on the same cold frames),
+// flows in no order in memory) against one flow (ipv4-bulk, the baseline of the goal,
+// and one-flow-cold-frames, one flow on the same cold frames),
 // frame by frame and in batches of processBatchSize. The mixes take
 // turns, manyFlowsRounds times, in an order reversed every round, and it
 // reports each mix's median wall time per packet and the median over the
