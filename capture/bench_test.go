@@ -1,6 +1,7 @@
 package capture
 
 import (
+	"cmp"
 	"encoding/binary"
 	"math/rand/v2"
 	"net/netip"
@@ -394,7 +395,7 @@ func buildFlows(tb testing.TB, flows, visits int) *mix {
 
 // medianOf returns the median of v (the upper one of an even count),
 // leaving v as it is.
-func medianOf(v []float64) float64 {
+func medianOf[T cmp.Ordered](v []T) T {
 	v = slices.Clone(v)
 	slices.Sort(v)
 	return v[len(v)/2]

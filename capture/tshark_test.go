@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -222,7 +221,7 @@ func TestRecordedRTT(t *testing.T) {
 					ref = append(ref, w.rtt)
 				}
 			}
-			refMed := medianDuration(ref)
+			refMed := medianOf(ref)
 			byMethod := map[Method][]time.Duration{}
 			var ms []testbed.Measured
 			for _, s := range samples {
@@ -252,7 +251,7 @@ func TestRecordedRTT(t *testing.T) {
 				t.Errorf("tshark's ack_rtt median %v: the recording is not of a %v path", refMed, recordedPathRTT)
 			}
 			for m, rtts := range byMethod {
-				med := medianDuration(rtts)
+				med := medianOf(rtts)
 				t.Logf("%s: median %v over %d samples; tshark ack_rtt median %v over %d ACKs", m, med, len(rtts), refMed, len(ref))
 				tol := max(500*time.Microsecond, refMed*3/100)
 				if m != MethodHandshake && (med < refMed-tol || med > refMed+tol) {
@@ -270,10 +269,4 @@ func TestRecordedRTT(t *testing.T) {
 			}
 		})
 	}
-}
-
-func medianDuration(ds []time.Duration) time.Duration {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	return s[len(s)/2]
 }
